@@ -1,0 +1,71 @@
+// Package backend is the seam between the network controller and the system that really carries
+// networks (the tutorial's "Neutron"). The controller only ever talks to a Backend; each backend
+// package (ovn, and later others) implements it on its own client library.
+package backend
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// Network is what the controller asks a backend to hold for one Network object.
+type Network struct {
+	// Namespace and Name identify the Network object, for people reading the backend.
+	Namespace, Name string
+	// UID identifies the Network object; backends decide ownership by it, never by names.
+	UID types.UID
+	// CIDR is the network's prefix, with no host bits set.
+	CIDR netip.Prefix
+	// Gateway is the gateway address inside CIDR.
+	Gateway netip.Addr
+}
+
+// Status is what a backend reports after Ensure.
+type Status struct {
+	// Type is the backend's name, for example "ovn".
+	Type string
+	// Name is the name of the backend's main object for the network (the OVN logical switch).
+	Name string
+	// ID is the backend's identifier of that object (the OVN logical switch's UUID).
+	ID string
+	// Changed is true when Ensure wrote to the backend, false when the backend already matched.
+	Changed bool
+}
+
+// Owned is a network a backend holds for this cluster, as found in the backend itself.
+type Owned struct {
+	// Namespace, Name and UID are those of the Network object the backend objects were written for.
+	Namespace, Name string
+	UID             types.UID
+}
+
+// Backend programs networks into a network system. Implementations are safe for concurrent use by
+// several workers; the controller never calls Ensure or Delete for the same UID concurrently.
+type Backend interface {
+	// Type is the backend's name, for example "ovn".
+	Type() string
+	// Ensure makes the backend hold the network exactly as given, creating, updating or repairing
+	// its objects in one transaction; it writes nothing when they already match. It is idempotent.
+	Ensure(ctx context.Context, network Network) (Status, error)
+	// Delete removes every object the backend holds for this cluster under the UID, in one
+	// transaction. Deleting what is not there succeeds.
+	Delete(ctx context.Context, uid types.UID) error
+	// List returns the networks the backend holds for this cluster, one per UID.
+	List(ctx context.Context) ([]Owned, error)
+	// Ready returns nil when the backend is connected and its view of the system is current.
+	Ready() error
+}
+
+// Notifier is implemented by backends that can tell when objects they own are changed or removed by
+// someone else, so that the controller repairs drift at once instead of at the next resync.
+type Notifier interface {
+	// OnChange registers a function called with the owner of every owned object that changes
+	// outside Ensure and Delete. It must be called before the backend starts.
+	OnChange(func(Owned))
+}
+
+// ErrNotReady is returned (wrapped) by backends that are not connected or not yet synchronised.
+var ErrNotReady = errors.New("backend not ready")
