@@ -21,6 +21,9 @@ mkdir -p "${GOBIN}"
 # shellcheck source=/dev/null
 source "${CODEGEN_PKG}/kube_codegen.sh"
 
+# The generators load packages from the module in the working directory: that of the output root.
+cd "${OUT_ROOT}"
+
 kube::codegen::gen_helpers \
     --boilerplate "${REPO_ROOT}/hack/boilerplate.go.txt" \
     "${OUT_ROOT}/pkg/apis"
@@ -33,4 +36,4 @@ kube::codegen::gen_client \
     --boilerplate "${REPO_ROOT}/hack/boilerplate.go.txt" \
     "${OUT_ROOT}/pkg/apis"
 
-(cd "${OUT_ROOT}" && go tool controller-gen crd paths=./pkg/apis/... output:crd:dir="${OUT_ROOT}/config/crd/bases")
+go tool controller-gen crd paths=./pkg/apis/... output:crd:dir="${OUT_ROOT}/config/crd/bases"
