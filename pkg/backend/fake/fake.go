@@ -1,0 +1,154 @@
+// Package fake is an in-memory Backend for unit tests: it records every call, holds networks in a
+// map and returns injected errors.
+package fake
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/samplecrd/samplecrd-controller/pkg/backend"
+)
+
+// Type is the fake backend's name.
+const Type = "fake"
+
+// Call is one recorded call.
+type Call struct {
+	// Op is "ensure", "delete" or "list".
+	Op string
+	// UID is the network's UID, for ensure and delete.
+	UID types.UID
+}
+
+// Backend is an in-memory backend.Backend. The zero value is not usable; call New.
+type Backend struct {
+	mu sync.Mutex
+	// networks is what the backend holds, by UID.
+	networks map[types.UID]backend.Network
+	// calls records every call in order.
+	calls []Call
+	// errs are returned by the next calls of an op, one per call, before the op does anything.
+	errs map[string][]error
+	// notReady, when set, is returned by Ready.
+	notReady error
+	// nextID numbers the networks' IDs.
+	nextID int
+	ids    map[types.UID]string
+}
+
+var _ backend.Backend = &Backend{}
+
+// New returns an empty fake backend holding the given networks.
+func New(networks ...backend.Network) *Backend {
+	b := &Backend{networks: map[types.UID]backend.Network{}, errs: map[string][]error{}, ids: map[types.UID]string{}}
+	for _, n := range networks {
+		b.networks[n.UID] = n
+		b.id(n.UID)
+	}
+	return b
+}
+
+func (b *Backend) id(uid types.UID) string {
+	if id, ok := b.ids[uid]; ok {
+		return id
+	}
+	b.nextID++
+	b.ids[uid] = fmt.Sprintf("id-%d", b.nextID)
+	return b.ids[uid]
+}
+
+// InjectError makes the next call of op ("ensure", "delete" or "list") return err.
+func (b *Backend) InjectError(op string, err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.errs[op] = append(b.errs[op], err)
+}
+
+// SetNotReady makes Ready return err (nil makes it ready).
+func (b *Backend) SetNotReady(err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.notReady = err
+}
+
+func (b *Backend) record(op string, uid types.UID) error {
+	b.calls = append(b.calls, Call{Op: op, UID: uid})
+	if errs := b.errs[op]; len(errs) > 0 {
+		b.errs[op] = errs[1:]
+		return errs[0]
+	}
+	return nil
+}
+
+// Type implements backend.Backend.
+func (b *Backend) Type() string { return Type }
+
+// Ensure implements backend.Backend.
+func (b *Backend) Ensure(_ context.Context, n backend.Network) (backend.Status, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.record("ensure", n.UID); err != nil {
+		return backend.Status{}, err
+	}
+	old, ok := b.networks[n.UID]
+	b.networks[n.UID] = n
+	return backend.Status{Type: Type, Name: n.Namespace + "/" + n.Name, ID: b.id(n.UID), Changed: !ok || old != n}, nil
+}
+
+// Delete implements backend.Backend.
+func (b *Backend) Delete(_ context.Context, uid types.UID) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.record("delete", uid); err != nil {
+		return err
+	}
+	delete(b.networks, uid)
+	return nil
+}
+
+// List implements backend.Backend.
+func (b *Backend) List(context.Context) ([]backend.Owned, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.record("list", ""); err != nil {
+		return nil, err
+	}
+	var out []backend.Owned
+	for _, n := range b.networks {
+		out = append(out, backend.Owned{Namespace: n.Namespace, Name: n.Name, UID: n.UID})
+	}
+	slices.SortFunc(out, func(a, b backend.Owned) int { return strings.Compare(string(a.UID), string(b.UID)) })
+	return out, nil
+}
+
+// Ready implements backend.Backend.
+func (b *Backend) Ready() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.notReady
+}
+
+// Networks returns a copy of what the backend holds, by UID.
+func (b *Backend) Networks() map[types.UID]backend.Network {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make(map[types.UID]backend.Network, len(b.networks))
+	for k, v := range b.networks {
+		out[k] = v
+	}
+	return out
+}
+
+// Calls returns the calls recorded so far and forgets them.
+func (b *Backend) Calls() []Call {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	calls := b.calls
+	b.calls = nil
+	return calls
+}
