@@ -1,0 +1,230 @@
+package network
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+
+	samplecrdv1 "github.com/samplecrd/samplecrd-controller/pkg/apis/samplecrd/v1"
+	"github.com/samplecrd/samplecrd-controller/pkg/backend"
+	clientset "github.com/samplecrd/samplecrd-controller/pkg/generated/clientset/versioned"
+	samplecrdinformers "github.com/samplecrd/samplecrd-controller/pkg/generated/informers/externalversions/samplecrd/v1"
+	listers "github.com/samplecrd/samplecrd-controller/pkg/generated/listers/samplecrd/v1"
+)
+
+// ControllerName names the controller in logs, events and metrics.
+const ControllerName = "network-controller"
+
+// Finalizer is put on every Network before its first backend write, and removed once the backend
+// no longer holds it, so that a Network deleted while the controller is down is still cleaned up.
+const Finalizer = "samplecrd.k8s.io/network-backend"
+
+// DefaultOrphanSweepInterval is how often the backend is searched for objects whose Network is gone.
+const DefaultOrphanSweepInterval = 5 * time.Minute
+
+// Controller reconciles Networks into a backend.
+type Controller struct {
+	// client writes finalizers and status.
+	client clientset.Interface
+	// networksLister reads the informer cache: the desired state.
+	networksLister listers.NetworkLister
+	// networksIndexer finds overlapping Networks through the CIDR indexes.
+	networksIndexer cache.Indexer
+	// networksSynced reports whether the Network cache has synced.
+	networksSynced cache.InformerSynced
+	// backend holds the actual state.
+	backend backend.Backend
+	// recorder records events on Networks.
+	recorder record.EventRecorder
+	// queue holds the Networks to sync. A key is never handled by two workers at once.
+	queue workqueue.TypedRateLimitingInterface[cache.ObjectName]
+	// clock stamps conditions.
+	clock clock.PassiveClock
+	// orphanSweepInterval is how often orphans are searched for after the one at start-up.
+	orphanSweepInterval time.Duration
+}
+
+// Options tune a Controller; the zero value gives the defaults.
+type Options struct {
+	// OrphanSweepInterval is how often backend objects whose Network is gone are removed;
+	// DefaultOrphanSweepInterval when zero.
+	OrphanSweepInterval time.Duration
+	// RateLimiter paces retries of failing keys; exponential from 5 ms to 30 s when nil.
+	RateLimiter workqueue.TypedRateLimiter[cache.ObjectName]
+}
+
+// NewController returns a network controller. It registers its event handlers and indexes on the
+// informer but starts nothing: the caller starts the informer factory once every controller is built.
+func NewController(
+	ctx context.Context,
+	client clientset.Interface,
+	networkInformer samplecrdinformers.NetworkInformer,
+	be backend.Backend,
+	recorder record.EventRecorder,
+	opts Options,
+) (*Controller, error) {
+	logger := klog.FromContext(ctx)
+	if opts.OrphanSweepInterval == 0 {
+		opts.OrphanSweepInterval = DefaultOrphanSweepInterval
+	}
+	if opts.RateLimiter == nil {
+		// The default controller rate limiter backs off to 1000 s; a backend that was down for a
+		// minute should not leave Networks waiting a quarter of an hour after it returns.
+		opts.RateLimiter = workqueue.NewTypedItemExponentialFailureRateLimiter[cache.ObjectName](5*time.Millisecond, 30*time.Second)
+	}
+	c := &Controller{
+		client:          client,
+		networksLister:  networkInformer.Lister(),
+		networksIndexer: networkInformer.Informer().GetIndexer(),
+		networksSynced:  networkInformer.Informer().HasSynced,
+		backend:         be,
+		recorder:        recorder,
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(opts.RateLimiter,
+			workqueue.TypedRateLimitingQueueConfig[cache.ObjectName]{Name: ControllerName}),
+		clock:               clock.RealClock{},
+		orphanSweepInterval: opts.OrphanSweepInterval,
+	}
+	if err := networkInformer.Informer().AddIndexers(indexers()); err != nil {
+		return nil, fmt.Errorf("adding the CIDR indexes: %w", err)
+	}
+	if _, err := networkInformer.Informer().AddEventHandlerWithOptions(cache.ResourceEventHandlerFuncs{
+		AddFunc:    c.addNetwork,
+		UpdateFunc: c.updateNetwork,
+		DeleteFunc: c.deleteNetwork,
+	}, cache.HandlerOptions{Logger: &logger}); err != nil {
+		return nil, fmt.Errorf("adding the Network event handler: %w", err)
+	}
+	if n, ok := be.(backend.Notifier); ok {
+		// Drift repair at once: the backend tells which Network owns a row changed out of band.
+		n.OnChange(func(o backend.Owned) {
+			c.queue.Add(cache.ObjectName{Namespace: o.Namespace, Name: o.Name})
+		})
+	}
+	return c, nil
+}
+
+func (c *Controller) addNetwork(obj any) {
+	n, ok := obj.(*samplecrdv1.Network)
+	if !ok {
+		return
+	}
+	c.queue.Add(cache.MetaObjectToName(n))
+	c.enqueueYoungerOverlapping(n)
+}
+
+func (c *Controller) updateNetwork(oldObj, newObj any) {
+	oldN, ok1 := oldObj.(*samplecrdv1.Network)
+	newN, ok2 := newObj.(*samplecrdv1.Network)
+	if !ok1 || !ok2 {
+		return
+	}
+	c.queue.Add(cache.MetaObjectToName(newN))
+	if oldN.ResourceVersion == newN.ResourceVersion {
+		// A periodic resync. The tutorial drops these; here they are the drift check: the sync
+		// compares the backend with the spec and writes nothing when they agree. Nothing about
+		// other Networks changed, so no overlap fan-out.
+		return
+	}
+	if oldN.Spec.Cidr != newN.Spec.Cidr {
+		c.enqueueYoungerOverlapping(oldN)
+	}
+	if oldN.Spec.Cidr != newN.Spec.Cidr || oldN.DeletionTimestamp.IsZero() != newN.DeletionTimestamp.IsZero() {
+		c.enqueueYoungerOverlapping(newN)
+	}
+}
+
+func (c *Controller) deleteNetwork(obj any) {
+	if tombstone, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = tombstone.Obj
+	}
+	n, ok := obj.(*samplecrdv1.Network)
+	if !ok {
+		utilruntime.HandleError(fmt.Errorf("network controller: deleted object is %T, not a Network", obj))
+		return
+	}
+	c.queue.Add(cache.MetaObjectToName(n))
+	// The next Network in line for n's CIDR may now be programmed.
+	c.enqueueYoungerOverlapping(n)
+}
+
+// enqueueYoungerOverlapping enqueues the Networks whose conflict status n's appearance, change or
+// disappearance may change: those overlapping it that it takes precedence over.
+func (c *Controller) enqueueYoungerOverlapping(n *samplecrdv1.Network) {
+	p, ok := networkPrefix(n)
+	if !ok {
+		return
+	}
+	others, err := overlapping(c.networksIndexer, p, n)
+	if err != nil {
+		utilruntime.HandleError(fmt.Errorf("finding Networks overlapping %s: %w", klog.KObj(n), err))
+		return
+	}
+	for _, o := range others {
+		if older(n, o) {
+			c.queue.Add(cache.MetaObjectToName(o))
+		}
+	}
+}
+
+// Run waits for the cache, removes orphans, starts workers and blocks until ctx is done; then it
+// shuts the queue down and waits for the workers to finish the item in hand.
+func (c *Controller) Run(ctx context.Context, workers int) {
+	defer utilruntime.HandleCrashWithContext(ctx)
+	defer c.queue.ShutDown()
+	logger := klog.FromContext(ctx)
+	logger.Info("Starting controller", "controller", ControllerName, "workers", workers)
+	defer logger.Info("Shutting down controller", "controller", ControllerName)
+
+	if !cache.WaitForNamedCacheSyncWithContext(ctx, c.networksSynced) {
+		return
+	}
+
+	var wg wait.Group
+	for range workers {
+		wg.StartWithContext(ctx, func(ctx context.Context) {
+			wait.UntilWithContext(ctx, c.runWorker, time.Second)
+		})
+	}
+	wg.StartWithContext(ctx, func(ctx context.Context) {
+		// At start-up, then periodically: a sweep that fails (backend down) is retried at the next.
+		wait.UntilWithContext(ctx, func(ctx context.Context) {
+			if err := c.removeOrphans(ctx); err != nil {
+				utilruntime.HandleErrorWithContext(ctx, err, "Removing orphaned backend objects")
+			}
+		}, c.orphanSweepInterval)
+	})
+	<-ctx.Done()
+	c.queue.ShutDown()
+	wg.Wait()
+}
+
+func (c *Controller) runWorker(ctx context.Context) {
+	for c.processNextWorkItem(ctx) {
+	}
+}
+
+func (c *Controller) processNextWorkItem(ctx context.Context) bool {
+	key, shutdown := c.queue.Get()
+	if shutdown {
+		return false
+	}
+	defer c.queue.Done(key)
+
+	logger := klog.LoggerWithValues(klog.FromContext(ctx), "network", key)
+	err := c.syncNetwork(klog.NewContext(ctx, logger), key)
+	if err == nil {
+		c.queue.Forget(key)
+		return true
+	}
+	utilruntime.HandleErrorWithContext(ctx, err, "Syncing Network failed, will retry", "network", key)
+	c.queue.AddRateLimited(key)
+	return true
+}

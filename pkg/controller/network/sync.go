@@ -1,0 +1,274 @@
+package network
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
+
+	samplecrdv1 "github.com/samplecrd/samplecrd-controller/pkg/apis/samplecrd/v1"
+	"github.com/samplecrd/samplecrd-controller/pkg/backend"
+)
+
+// syncNetwork makes the backend match one Network, level-based: it reads the cache, and acts on
+// what it finds, whatever event brought the key.
+func (c *Controller) syncNetwork(ctx context.Context, key cache.ObjectName) error {
+	logger := klog.FromContext(ctx)
+	cached, err := c.networksLister.Networks(key.Namespace).Get(key.Name)
+	if apierrors.IsNotFound(err) {
+		// Gone, finalizer and all: its backend objects went before the finalizer did. A Network
+		// whose finalizer someone else removed leaves orphans for the orphan sweep.
+		logger.V(4).Info("Network no longer exists")
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading Network %s from the cache: %w", key, err)
+	}
+
+	if !cached.DeletionTimestamp.IsZero() {
+		return c.syncDeleting(ctx, cached)
+	}
+
+	desired, err := desiredNetwork(cached)
+	if err != nil {
+		// Admission validation makes this rare (the CRD was installed without its rules, say).
+		// Nothing the controller does will fix it: say so and wait for a new spec.
+		if err := c.unprogram(ctx, cached); err != nil {
+			return err
+		}
+		cond := notReady(samplecrdv1.ReasonInvalidSpec, err.Error())
+		if !conditionMatches(cached, cond) {
+			c.recorder.Event(cached, corev1.EventTypeWarning, ReasonInvalidSpec, err.Error())
+		}
+		return c.writeStatus(ctx, cached, cond, nil)
+	}
+
+	if winner, err := c.olderOverlapping(cached, desired.CIDR); err != nil {
+		return err
+	} else if winner != nil {
+		if err := c.unprogram(ctx, cached); err != nil {
+			return err
+		}
+		msg := fmt.Sprintf("cidr %s overlaps Network %s/%s (cidr %s), which is older and is programmed instead",
+			desired.CIDR, winner.Namespace, winner.Name, winner.Spec.Cidr)
+		cond := notReady(samplecrdv1.ReasonCIDRConflict, msg)
+		if !conditionMatches(cached, cond) {
+			c.recorder.Event(cached, corev1.EventTypeWarning, ReasonCIDRConflict, msg)
+		}
+		return c.writeStatus(ctx, cached, cond, nil)
+	}
+
+	network, err := c.addFinalizer(ctx, cached)
+	if err != nil {
+		return err
+	}
+
+	status, err := c.backend.Ensure(ctx, desired)
+	if err != nil {
+		msg := fmt.Sprintf("%s backend: %v", c.backend.Type(), err)
+		c.recorder.Event(network, corev1.EventTypeWarning, ReasonBackendError, msg)
+		return errors.Join(
+			fmt.Errorf("ensuring Network %s in the backend: %w", key, err),
+			c.writeStatus(ctx, network, notReady(samplecrdv1.ReasonBackendError, msg), network.Status.Backend),
+		)
+	}
+	if status.Changed {
+		logger.V(2).Info("Programmed network in the backend", "backend", status.Type, "object", status.Name, "id", status.ID)
+	}
+	ready := metav1.Condition{
+		Type:    samplecrdv1.ConditionReady,
+		Status:  metav1.ConditionTrue,
+		Reason:  samplecrdv1.ReasonSynced,
+		Message: MessageSynced,
+	}
+	changedStatus := !conditionMatches(network, ready)
+	if status.Changed || changedStatus {
+		c.recorder.Event(network, corev1.EventTypeNormal, ReasonSynced, MessageSynced)
+	}
+	return c.writeStatus(ctx, network, ready, &samplecrdv1.NetworkBackendStatus{Type: status.Type, Name: status.Name, ID: status.ID})
+}
+
+// syncDeleting removes a deleted Network's backend objects, then its finalizer.
+func (c *Controller) syncDeleting(ctx context.Context, n *samplecrdv1.Network) error {
+	if !slices.Contains(n.Finalizers, Finalizer) {
+		return nil
+	}
+	if err := c.backend.Delete(ctx, n.UID); err != nil {
+		msg := fmt.Sprintf("deleting from the %s backend: %v", c.backend.Type(), err)
+		c.recorder.Event(n, corev1.EventTypeWarning, ReasonBackendError, msg)
+		return errors.Join(
+			fmt.Errorf("deleting Network %s from the backend: %w", klog.KObj(n), err),
+			c.writeStatus(ctx, n, notReady(samplecrdv1.ReasonDeleting, msg), n.Status.Backend),
+		)
+	}
+	klog.FromContext(ctx).V(2).Info("Removed network from the backend")
+	c.recorder.Event(n, corev1.EventTypeNormal, ReasonDeleted, "Removed the network from the "+c.backend.Type()+" backend")
+	_, err := c.patchFinalizers(ctx, n, slices.DeleteFunc(slices.Clone(n.Finalizers), func(f string) bool { return f == Finalizer }))
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
+}
+
+// unprogram removes a Network that must not be programmed (it conflicts, or its spec is invalid)
+// from the backend, when it may be there: the status says so, or the finalizer is on.
+func (c *Controller) unprogram(ctx context.Context, n *samplecrdv1.Network) error {
+	if n.Status.Backend == nil && !slices.Contains(n.Finalizers, Finalizer) {
+		return nil
+	}
+	if err := c.backend.Delete(ctx, n.UID); err != nil {
+		return fmt.Errorf("removing Network %s from the backend: %w", klog.KObj(n), err)
+	}
+	return nil
+}
+
+// desiredNetwork is what the backend must hold for n, or an error saying why it cannot.
+func desiredNetwork(n *samplecrdv1.Network) (backend.Network, error) {
+	prefix, err := netip.ParsePrefix(n.Spec.Cidr)
+	if err != nil {
+		return backend.Network{}, fmt.Errorf("spec.cidr %q is not a CIDR: %w", n.Spec.Cidr, err)
+	}
+	if prefix != prefix.Masked() {
+		return backend.Network{}, fmt.Errorf("spec.cidr %q has host bits set; the network is %s", n.Spec.Cidr, prefix.Masked())
+	}
+	gateway, err := netip.ParseAddr(n.Spec.Gateway)
+	if err != nil {
+		return backend.Network{}, fmt.Errorf("spec.gateway %q is not an IP address: %w", n.Spec.Gateway, err)
+	}
+	if gateway.Zone() != "" || gateway.Is4In6() {
+		return backend.Network{}, fmt.Errorf("spec.gateway %q must be a plain IPv4 or IPv6 address", n.Spec.Gateway)
+	}
+	if !prefix.Contains(gateway) {
+		return backend.Network{}, fmt.Errorf("spec.gateway %s is not inside spec.cidr %s", gateway, prefix)
+	}
+	if gateway == prefix.Addr() {
+		return backend.Network{}, fmt.Errorf("spec.gateway %s is the network address of %s", gateway, prefix)
+	}
+	return backend.Network{Namespace: n.Namespace, Name: n.Name, UID: n.UID, CIDR: prefix, Gateway: gateway}, nil
+}
+
+// olderOverlapping returns the oldest Network overlapping n that takes precedence over it, or nil.
+func (c *Controller) olderOverlapping(n *samplecrdv1.Network, p netip.Prefix) (*samplecrdv1.Network, error) {
+	others, err := overlapping(c.networksIndexer, p, n)
+	if err != nil {
+		return nil, fmt.Errorf("finding Networks overlapping %s: %w", klog.KObj(n), err)
+	}
+	winner := oldest(others)
+	if winner == nil || !older(winner, n) {
+		return nil, nil
+	}
+	return winner, nil
+}
+
+// addFinalizer puts the finalizer on n before its first backend write, and returns the Network as
+// the API server stored it (or n when it already had the finalizer).
+func (c *Controller) addFinalizer(ctx context.Context, n *samplecrdv1.Network) (*samplecrdv1.Network, error) {
+	if slices.Contains(n.Finalizers, Finalizer) {
+		return n, nil
+	}
+	return c.patchFinalizers(ctx, n, append(slices.Clone(n.Finalizers), Finalizer))
+}
+
+// patchFinalizers sets n's finalizers with a merge patch that carries n's resourceVersion, so that
+// a stale cache causes a conflict (and a retry) instead of dropping someone else's finalizer.
+func (c *Controller) patchFinalizers(ctx context.Context, n *samplecrdv1.Network, finalizers []string) (*samplecrdv1.Network, error) {
+	if finalizers == nil {
+		finalizers = []string{}
+	}
+	patch, err := json.Marshal(map[string]any{
+		"metadata": map[string]any{"finalizers": finalizers, "resourceVersion": n.ResourceVersion},
+	})
+	if err != nil {
+		return nil, err
+	}
+	updated, err := c.client.SamplecrdV1().Networks(n.Namespace).Patch(ctx, n.Name, types.MergePatchType, patch, metav1.PatchOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("setting the finalizers of Network %s: %w", klog.KObj(n), err)
+	}
+	return updated, nil
+}
+
+func notReady(reason, message string) metav1.Condition {
+	return metav1.Condition{Type: samplecrdv1.ConditionReady, Status: metav1.ConditionFalse, Reason: reason, Message: message}
+}
+
+// conditionMatches reports whether n already has cond's status, reason and message.
+func conditionMatches(n *samplecrdv1.Network, cond metav1.Condition) bool {
+	cur := meta.FindStatusCondition(n.Status.Conditions, cond.Type)
+	return cur != nil && cur.Status == cond.Status && cur.Reason == cond.Reason && cur.Message == cond.Message &&
+		cur.ObservedGeneration == n.Generation
+}
+
+// writeStatus sets the Ready condition, the observed generation and the backend object, and writes
+// the status only when that changes it. The merge patch replaces the whole status: this controller
+// is its only writer, and the workqueue never syncs one key twice at once.
+func (c *Controller) writeStatus(ctx context.Context, n *samplecrdv1.Network, ready metav1.Condition, be *samplecrdv1.NetworkBackendStatus) error {
+	status := n.Status.DeepCopy()
+	ready.ObservedGeneration = n.Generation
+	ready.LastTransitionTime = metav1.NewTime(c.clock.Now())
+	meta.SetStatusCondition(&status.Conditions, ready)
+	status.ObservedGeneration = n.Generation
+	status.Backend = be
+	if equality.Semantic.DeepEqual(&n.Status, status) {
+		return nil
+	}
+	patch, err := json.Marshal(map[string]any{"status": map[string]any{
+		"observedGeneration": status.ObservedGeneration,
+		"conditions":         status.Conditions,
+		"backend":            status.Backend, // null removes it
+	}})
+	if err != nil {
+		return err
+	}
+	_, err = c.client.SamplecrdV1().Networks(n.Namespace).Patch(ctx, n.Name, types.MergePatchType, patch, metav1.PatchOptions{}, "status")
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("writing the status of Network %s: %w", klog.KObj(n), err)
+	}
+	klog.FromContext(ctx).V(2).Info("Updated status", "ready", ready.Status, "reason", ready.Reason)
+	return nil
+}
+
+// removeOrphans deletes backend objects owned by this cluster whose Network no longer exists. The
+// cache is confirmed with a read from the API server before anything is deleted, so that a cache
+// that lags behind a just-created Network cannot cost it its network.
+func (c *Controller) removeOrphans(ctx context.Context) error {
+	logger := klog.FromContext(ctx)
+	owned, err := c.backend.List(ctx)
+	if err != nil {
+		return fmt.Errorf("listing backend networks: %w", err)
+	}
+	var errs []error
+	for _, o := range owned {
+		if n, err := c.networksLister.Networks(o.Namespace).Get(o.Name); err == nil && n.UID == o.UID {
+			continue
+		}
+		live, err := c.client.SamplecrdV1().Networks(o.Namespace).Get(ctx, o.Name, metav1.GetOptions{})
+		switch {
+		case err == nil && live.UID == o.UID:
+			continue
+		case err != nil && !apierrors.IsNotFound(err):
+			errs = append(errs, fmt.Errorf("reading Network %s/%s: %w", o.Namespace, o.Name, err))
+			continue
+		}
+		if err := c.backend.Delete(ctx, o.UID); err != nil {
+			errs = append(errs, fmt.Errorf("removing orphaned backend objects of Network %s/%s (uid %s): %w", o.Namespace, o.Name, o.UID, err))
+			continue
+		}
+		logger.Info("Removed orphaned backend objects", "network", klog.KRef(o.Namespace, o.Name), "uid", o.UID)
+	}
+	return errors.Join(errs...)
+}

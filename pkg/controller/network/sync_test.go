@@ -1,0 +1,415 @@
+package network
+
+import (
+	"errors"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/klog/v2/ktesting"
+	clocktesting "k8s.io/utils/clock/testing"
+
+	samplecrdv1 "github.com/samplecrd/samplecrd-controller/pkg/apis/samplecrd/v1"
+	"github.com/samplecrd/samplecrd-controller/pkg/backend"
+	fakebackend "github.com/samplecrd/samplecrd-controller/pkg/backend/fake"
+	"github.com/samplecrd/samplecrd-controller/pkg/generated/clientset/versioned/fake"
+	informers "github.com/samplecrd/samplecrd-controller/pkg/generated/informers/externalversions"
+)
+
+var (
+	t0  = metav1.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	now = time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC)
+)
+
+func alwaysReady() bool { return true }
+
+// network builds a Network; opts adjust it.
+func network(name, cidr, gateway string, opts ...func(*samplecrdv1.Network)) *samplecrdv1.Network {
+	n := &samplecrdv1.Network{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: "default", Name: name, UID: types.UID("uid-" + name),
+			Generation: 1, ResourceVersion: "1", CreationTimestamp: t0,
+		},
+		Spec: samplecrdv1.NetworkSpec{Cidr: cidr, Gateway: gateway},
+	}
+	for _, o := range opts {
+		o(n)
+	}
+	return n
+}
+
+func withFinalizer(n *samplecrdv1.Network) { n.Finalizers = []string{Finalizer} }
+
+func deleting(n *samplecrdv1.Network) { n.DeletionTimestamp = &t0 }
+
+func createdAt(sec int) func(*samplecrdv1.Network) {
+	return func(n *samplecrdv1.Network) {
+		n.CreationTimestamp = metav1.NewTime(t0.Add(time.Duration(sec) * time.Second))
+	}
+}
+
+func withGeneration(g int64) func(*samplecrdv1.Network) {
+	return func(n *samplecrdv1.Network) { n.Generation = g }
+}
+
+// synced gives n the status of a Network the controller programmed at its current generation.
+func synced(n *samplecrdv1.Network) {
+	n.Status = samplecrdv1.NetworkStatus{
+		ObservedGeneration: n.Generation,
+		Conditions: []metav1.Condition{{
+			Type: samplecrdv1.ConditionReady, Status: metav1.ConditionTrue, Reason: samplecrdv1.ReasonSynced,
+			Message: MessageSynced, ObservedGeneration: n.Generation, LastTransitionTime: t0,
+		}},
+		Backend: &samplecrdv1.NetworkBackendStatus{Type: fakebackend.Type, Name: n.Namespace + "/" + n.Name, ID: "id-1"},
+	}
+}
+
+// inBackend is what the backend holds for n.
+func inBackend(n *samplecrdv1.Network) backend.Network {
+	return backend.Network{Namespace: n.Namespace, Name: n.Name, UID: n.UID,
+		CIDR: netip.MustParsePrefix(n.Spec.Cidr), Gateway: netip.MustParseAddr(n.Spec.Gateway)}
+}
+
+type fixture struct {
+	controller *Controller
+	client     *fake.Clientset
+	backend    *fakebackend.Backend
+	recorder   *record.FakeRecorder
+}
+
+func newFixture(t *testing.T, be *fakebackend.Backend, networks ...*samplecrdv1.Network) *fixture {
+	t.Helper()
+	_, ctx := ktesting.NewTestContext(t)
+	client := fake.NewSimpleClientset()
+	for _, n := range networks {
+		if err := client.Tracker().Add(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	factory := informers.NewSharedInformerFactory(client, 0)
+	informer := factory.Samplecrd().V1().Networks()
+	recorder := record.NewFakeRecorder(100)
+	c, err := NewController(ctx, client, informer, be, recorder, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range networks {
+		if err := informer.Informer().GetIndexer().Add(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.networksSynced = alwaysReady
+	c.clock = clocktesting.NewFakePassiveClock(now)
+	return &fixture{controller: c, client: client, backend: be, recorder: recorder}
+}
+
+// result is what one sync did, in a form tests compare.
+type result struct {
+	Err          bool
+	BackendCalls []fakebackend.Call
+	Backend      map[types.UID]backend.Network
+	Events       []string
+	// Writes are the API writes, as "verb resource[/subresource]".
+	Writes []string
+	// Finalizers and Ready are those of the stored Network after the sync; Ready is
+	// "Status/Reason: message", or "" when there is no Ready condition or no Network.
+	Finalizers    []string
+	Ready         string
+	BackendStatus *samplecrdv1.NetworkBackendStatus
+}
+
+func (f *fixture) sync(t *testing.T, namespace, name string) result {
+	t.Helper()
+	_, ctx := ktesting.NewTestContext(t)
+	f.client.ClearActions()
+	err := f.controller.syncNetwork(ctx, cache.ObjectName{Namespace: namespace, Name: name})
+	r := result{Err: err != nil, BackendCalls: f.backend.Calls(), Backend: f.backend.Networks()}
+	close(f.recorder.Events)
+	for e := range f.recorder.Events {
+		r.Events = append(r.Events, e)
+	}
+	f.recorder.Events = make(chan string, 100)
+	for _, a := range f.client.Actions() {
+		if a.GetVerb() == "get" || a.GetVerb() == "list" || a.GetVerb() == "watch" {
+			continue
+		}
+		w := a.GetVerb() + " " + a.GetResource().Resource
+		if a.GetSubresource() != "" {
+			w += "/" + a.GetSubresource()
+		}
+		r.Writes = append(r.Writes, w)
+	}
+	stored, err := f.client.SamplecrdV1().Networks(namespace).Get(ctx, name, metav1.GetOptions{})
+	if err == nil {
+		r.Finalizers = stored.Finalizers
+		if c := meta.FindStatusCondition(stored.Status.Conditions, samplecrdv1.ConditionReady); c != nil {
+			r.Ready = string(c.Status) + "/" + c.Reason + ": " + c.Message
+			if c.ObservedGeneration != stored.Generation || stored.Status.ObservedGeneration != stored.Generation {
+				t.Errorf("observedGeneration %d (condition %d), want %d", stored.Status.ObservedGeneration, c.ObservedGeneration, stored.Generation)
+			}
+		}
+		r.BackendStatus = stored.Status.Backend
+	}
+	return r
+}
+
+func TestSyncNetwork(t *testing.T) {
+	errBackend := errors.New("connection refused")
+	seed := network("example-network", "192.168.0.0/16", "192.168.0.1")
+	synchronised := network("example-network", "192.168.0.0/16", "192.168.0.1", withFinalizer, synced)
+	// The spec changed to a new cidr (generation 2) after the controller programmed generation 1.
+	changed := network("example-network", "10.0.0.0/8", "10.0.0.1", withFinalizer, synced, withGeneration(2))
+	older := network("older", "10.0.0.0/8", "10.0.0.1", withFinalizer, synced)
+	younger := network("younger", "10.1.0.0/16", "10.1.0.1", createdAt(5))
+	programmedYounger := network("younger", "10.1.0.0/16", "10.1.0.1", createdAt(5), withFinalizer, synced)
+	readyTrue := "True/Synced: " + MessageSynced
+	backendStatus := func(n *samplecrdv1.Network, id string) *samplecrdv1.NetworkBackendStatus {
+		return &samplecrdv1.NetworkBackendStatus{Type: fakebackend.Type, Name: n.Namespace + "/" + n.Name, ID: id}
+	}
+
+	cases := []struct {
+		name     string
+		networks []*samplecrdv1.Network
+		backend  []*samplecrdv1.Network // what the backend already holds
+		inject   map[string]error       // backend op -> error for its next call
+		sync     string
+		want     result
+	}{
+		{
+			name:     "new network: finalizer, then backend, then status",
+			networks: []*samplecrdv1.Network{seed},
+			sync:     "example-network",
+			want: result{
+				BackendCalls:  []fakebackend.Call{{Op: "ensure", UID: seed.UID}},
+				Backend:       map[types.UID]backend.Network{seed.UID: inBackend(seed)},
+				Events:        []string{"Normal Synced Network synced successfully"},
+				Writes:        []string{"patch networks", "patch networks/status"},
+				Finalizers:    []string{Finalizer},
+				Ready:         readyTrue,
+				BackendStatus: backendStatus(seed, "id-1"),
+			},
+		},
+		{
+			name:     "in sync: no writes, no events",
+			networks: []*samplecrdv1.Network{synchronised},
+			backend:  []*samplecrdv1.Network{synchronised},
+			sync:     "example-network",
+			want: result{
+				BackendCalls:  []fakebackend.Call{{Op: "ensure", UID: seed.UID}},
+				Backend:       map[types.UID]backend.Network{seed.UID: inBackend(seed)},
+				Finalizers:    []string{Finalizer},
+				Ready:         readyTrue,
+				BackendStatus: backendStatus(seed, "id-1"),
+			},
+		},
+		{
+			name:     "backend drifted: repaired, status unchanged",
+			networks: []*samplecrdv1.Network{synchronised},
+			backend:  []*samplecrdv1.Network{network("example-network", "192.168.0.0/24", "192.168.0.1")},
+			sync:     "example-network",
+			want: result{
+				BackendCalls:  []fakebackend.Call{{Op: "ensure", UID: seed.UID}},
+				Backend:       map[types.UID]backend.Network{seed.UID: inBackend(seed)},
+				Events:        []string{"Normal Synced Network synced successfully"},
+				Finalizers:    []string{Finalizer},
+				Ready:         readyTrue,
+				BackendStatus: backendStatus(seed, "id-1"),
+			},
+		},
+		{
+			name:     "cidr changed: backend updated, observed generation bumped",
+			networks: []*samplecrdv1.Network{changed},
+			backend:  []*samplecrdv1.Network{synchronised},
+			sync:     "example-network",
+			want: result{
+				BackendCalls:  []fakebackend.Call{{Op: "ensure", UID: seed.UID}},
+				Backend:       map[types.UID]backend.Network{seed.UID: inBackend(changed)},
+				Events:        []string{"Normal Synced Network synced successfully"},
+				Writes:        []string{"patch networks/status"},
+				Finalizers:    []string{Finalizer},
+				Ready:         readyTrue,
+				BackendStatus: backendStatus(seed, "id-1"),
+			},
+		},
+		{
+			name:     "backend error: finalizer kept, BackendError status, error returned for a retry",
+			networks: []*samplecrdv1.Network{seed},
+			inject:   map[string]error{"ensure": errBackend},
+			sync:     "example-network",
+			want: result{
+				Err:          true,
+				BackendCalls: []fakebackend.Call{{Op: "ensure", UID: seed.UID}},
+				Backend:      map[types.UID]backend.Network{},
+				Events:       []string{"Warning BackendError fake backend: connection refused"},
+				Writes:       []string{"patch networks", "patch networks/status"},
+				Finalizers:   []string{Finalizer},
+				Ready:        "False/BackendError: fake backend: connection refused",
+			},
+		},
+		{
+			name:     "deleted: backend objects removed, then the finalizer",
+			networks: []*samplecrdv1.Network{network("example-network", "192.168.0.0/16", "192.168.0.1", withFinalizer, synced, deleting)},
+			backend:  []*samplecrdv1.Network{synchronised},
+			sync:     "example-network",
+			want: result{
+				BackendCalls:  []fakebackend.Call{{Op: "delete", UID: seed.UID}},
+				Backend:       map[types.UID]backend.Network{},
+				Events:        []string{"Normal Deleted Removed the network from the fake backend"},
+				Writes:        []string{"patch networks"},
+				Ready:         readyTrue,
+				BackendStatus: backendStatus(seed, "id-1"),
+			},
+		},
+		{
+			name:     "deleted, backend fails: finalizer kept, Deleting status with the error",
+			networks: []*samplecrdv1.Network{network("example-network", "192.168.0.0/16", "192.168.0.1", withFinalizer, synced, deleting)},
+			backend:  []*samplecrdv1.Network{synchronised},
+			inject:   map[string]error{"delete": errBackend},
+			sync:     "example-network",
+			want: result{
+				Err:           true,
+				BackendCalls:  []fakebackend.Call{{Op: "delete", UID: seed.UID}},
+				Backend:       map[types.UID]backend.Network{seed.UID: inBackend(seed)},
+				Events:        []string{"Warning BackendError deleting from the fake backend: connection refused"},
+				Writes:        []string{"patch networks/status"},
+				Finalizers:    []string{Finalizer},
+				Ready:         "False/Deleting: deleting from the fake backend: connection refused",
+				BackendStatus: backendStatus(seed, "id-1"),
+			},
+		},
+		{
+			name:     "deleted without our finalizer: nothing to do",
+			networks: []*samplecrdv1.Network{network("example-network", "192.168.0.0/16", "192.168.0.1", deleting, func(n *samplecrdv1.Network) { n.Finalizers = []string{"other"} })},
+			sync:     "example-network",
+			want:     result{Backend: map[types.UID]backend.Network{}, Finalizers: []string{"other"}},
+		},
+		{
+			name: "gone from the cache: nothing to do",
+			sync: "example-network",
+			want: result{Backend: map[types.UID]backend.Network{}},
+		},
+		{
+			name:     "overlaps an older network: not programmed, CIDRConflict naming the winner",
+			networks: []*samplecrdv1.Network{older, younger},
+			backend:  []*samplecrdv1.Network{older},
+			sync:     "younger",
+			want: result{
+				Backend: map[types.UID]backend.Network{older.UID: inBackend(older)},
+				Events:  []string{"Warning CIDRConflict cidr 10.1.0.0/16 overlaps Network default/older (cidr 10.0.0.0/8), which is older and is programmed instead"},
+				Writes:  []string{"patch networks/status"},
+				Ready:   "False/CIDRConflict: cidr 10.1.0.0/16 overlaps Network default/older (cidr 10.0.0.0/8), which is older and is programmed instead",
+			},
+		},
+		{
+			name:     "programmed, then an older overlapping network appears: removed from the backend",
+			networks: []*samplecrdv1.Network{older, programmedYounger},
+			backend:  []*samplecrdv1.Network{older, programmedYounger},
+			sync:     "younger",
+			want: result{
+				BackendCalls: []fakebackend.Call{{Op: "delete", UID: younger.UID}},
+				Backend:      map[types.UID]backend.Network{older.UID: inBackend(older)},
+				Events:       []string{"Warning CIDRConflict cidr 10.1.0.0/16 overlaps Network default/older (cidr 10.0.0.0/8), which is older and is programmed instead"},
+				Writes:       []string{"patch networks/status"},
+				Finalizers:   []string{Finalizer},
+				Ready:        "False/CIDRConflict: cidr 10.1.0.0/16 overlaps Network default/older (cidr 10.0.0.0/8), which is older and is programmed instead",
+			},
+		},
+		{
+			name:     "the older network is the one synced: it is programmed",
+			networks: []*samplecrdv1.Network{network("older", "10.0.0.0/8", "10.0.0.1"), younger},
+			sync:     "older",
+			want: result{
+				BackendCalls:  []fakebackend.Call{{Op: "ensure", UID: older.UID}},
+				Backend:       map[types.UID]backend.Network{older.UID: inBackend(older)},
+				Events:        []string{"Normal Synced Network synced successfully"},
+				Writes:        []string{"patch networks", "patch networks/status"},
+				Finalizers:    []string{Finalizer},
+				Ready:         readyTrue,
+				BackendStatus: backendStatus(older, "id-1"),
+			},
+		},
+		{
+			name:     "the winner is gone: the younger network is programmed",
+			networks: []*samplecrdv1.Network{younger},
+			sync:     "younger",
+			want: result{
+				BackendCalls:  []fakebackend.Call{{Op: "ensure", UID: younger.UID}},
+				Backend:       map[types.UID]backend.Network{younger.UID: inBackend(younger)},
+				Events:        []string{"Normal Synced Network synced successfully"},
+				Writes:        []string{"patch networks", "patch networks/status"},
+				Finalizers:    []string{Finalizer},
+				Ready:         readyTrue,
+				BackendStatus: backendStatus(younger, "id-1"),
+			},
+		},
+		{
+			name: "same cidr, same creation second: the name decides",
+			networks: []*samplecrdv1.Network{
+				network("a", "10.0.0.0/24", "10.0.0.1"), network("b", "10.0.0.0/24", "10.0.0.1"),
+			},
+			sync: "b",
+			want: result{
+				Backend: map[types.UID]backend.Network{},
+				Events:  []string{"Warning CIDRConflict cidr 10.0.0.0/24 overlaps Network default/a (cidr 10.0.0.0/24), which is older and is programmed instead"},
+				Writes:  []string{"patch networks/status"},
+				Ready:   "False/CIDRConflict: cidr 10.0.0.0/24 overlaps Network default/a (cidr 10.0.0.0/24), which is older and is programmed instead",
+			},
+		},
+		{
+			name:     "invalid spec that passed admission: InvalidSpec, no backend call, no retry",
+			networks: []*samplecrdv1.Network{network("example-network", "192.168.1.0/16", "192.168.0.1")},
+			sync:     "example-network",
+			want: result{
+				Backend: map[types.UID]backend.Network{},
+				Events:  []string{`Warning InvalidSpec spec.cidr "192.168.1.0/16" has host bits set; the network is 192.168.0.0/16`},
+				Writes:  []string{"patch networks/status"},
+				Ready:   `False/InvalidSpec: spec.cidr "192.168.1.0/16" has host bits set; the network is 192.168.0.0/16`,
+			},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var held []backend.Network
+			for _, n := range tc.backend {
+				held = append(held, inBackend(n))
+			}
+			be := fakebackend.New(held...)
+			for op, err := range tc.inject {
+				be.InjectError(op, err)
+			}
+			f := newFixture(t, be, tc.networks...)
+			got := f.sync(t, "default", tc.sync)
+			if diff := cmp.Diff(tc.want, got, cmpopts.EquateEmpty(), cmpopts.EquateComparable(netip.Prefix{}, netip.Addr{})); diff != "" {
+				t.Errorf("sync (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestSyncTwiceIsQuiet checks that a second sync of a Network the first one programmed writes nothing.
+func TestSyncTwiceIsQuiet(t *testing.T) {
+	f := newFixture(t, fakebackend.New(), network("example-network", "192.168.0.0/16", "192.168.0.1"))
+	if r := f.sync(t, "default", "example-network"); r.Err || len(r.Writes) != 2 {
+		t.Fatalf("first sync: %+v", r)
+	}
+	// Feed the stored object back into the cache, as the informer would.
+	_, ctx := ktesting.NewTestContext(t)
+	stored, err := f.client.SamplecrdV1().Networks("default").Get(ctx, "example-network", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.controller.networksIndexer.Update(stored); err != nil {
+		t.Fatal(err)
+	}
+	r := f.sync(t, "default", "example-network")
+	if r.Err || len(r.Writes) != 0 || len(r.Events) != 0 {
+		t.Errorf("second sync wrote %v and recorded %v; want nothing", r.Writes, r.Events)
+	}
+}
