@@ -1,0 +1,430 @@
+package ovn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ovn-kubernetes/libovsdb/cache"
+	"github.com/ovn-kubernetes/libovsdb/client"
+	"github.com/ovn-kubernetes/libovsdb/model"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/klog/v2"
+
+	"github.com/samplecrd/samplecrd-controller/pkg/backend"
+	"github.com/samplecrd/samplecrd-controller/pkg/backend/ovn/nbdb"
+)
+
+// Defaults of Options.
+const (
+	// DefaultMaxBackoff is the default longest wait between two connection attempts.
+	DefaultMaxBackoff = 5 * time.Second
+	// DefaultConnectTimeout is the default time limit of one connection attempt, including the
+	// monitor's initial dump of the tables.
+	DefaultConnectTimeout = 10 * time.Second
+	// DefaultProbeInterval is the default interval of the echo requests that detect a dead
+	// connection that the operating system has not reported.
+	DefaultProbeInterval = 5 * time.Second
+)
+
+// initialBackoff is the wait before the second connection attempt; it doubles up to MaxBackoff.
+const initialBackoff = 100 * time.Millisecond
+
+// cacheSyncTimeout bounds how long Ensure, Delete and the router creation wait, after a
+// successful transaction, for the cache to show its result.
+const cacheSyncTimeout = 10 * time.Second
+
+// transactTimeout bounds one transaction. libovsdb cannot disconnect (after a failed echo probe)
+// while a transaction waits for its answer.
+const transactTimeout = 30 * time.Second
+
+// ErrConflict is returned (wrapped) by Ensure when its transaction found that another writer
+// created a row it was about to create; nothing was written, and Ensure may be called again.
+var ErrConflict = errors.New("conflicting rows in the OVN northbound database")
+
+// Options configure a Backend.
+type Options struct {
+	// Endpoint is the OVN northbound database, in OVSDB's connection syntax: "unix:/path/to/sock"
+	// or "tcp:host:port".
+	Endpoint string
+	// ClusterName names this controller's cluster in row names and in the owner external_id. Rows
+	// of other cluster names are never listed, changed or deleted.
+	ClusterName string
+	// Logger is used for the background connection work and handed to libovsdb. When it has no
+	// sink, the logger of New's context is used.
+	Logger klog.Logger
+	// MaxBackoff is the longest wait between two connection attempts; DefaultMaxBackoff when zero.
+	MaxBackoff time.Duration
+	// ConnectTimeout limits one connection attempt; DefaultConnectTimeout when zero.
+	ConnectTimeout time.Duration
+	// ProbeInterval is the interval of the echo requests that check the connection, and their
+	// timeout; DefaultProbeInterval when zero, no probes when negative.
+	ProbeInterval time.Duration
+}
+
+// Backend is the OVN implementation of backend.Backend and backend.Notifier. It keeps a libovsdb
+// client connected to the northbound database, reconnecting with exponential backoff, and reads
+// the rows it owns from the client's cache, which a monitor keeps current.
+type Backend struct {
+	// opts are New's options, with the defaults filled in.
+	opts Options
+	// logger is for the background work.
+	logger klog.Logger
+	// client is the one libovsdb client, connected again after every disconnection.
+	client client.Client
+
+	// connMu is held for writing while the client connects (which replaces libovsdb's cache and
+	// API objects) and for reading while the cache is read or operations are built from it.
+	connMu sync.RWMutex
+	// ready is true from the end of the monitor's initial dump until the connection is lost.
+	ready atomic.Bool
+	// lastErr is why the backend is not ready, for Ready's error.
+	lastErr atomic.Pointer[error]
+	// handledCache is the libovsdb cache that the event handler was added to; libovsdb makes a
+	// new cache on each connection.
+	handledCache *cache.TableCache
+
+	// routerMu serialises the creation of the cluster router.
+	routerMu sync.Mutex
+
+	// onChange is the function registered with OnChange, nil until then.
+	onChange atomic.Pointer[func(backend.Owned)]
+
+	// disconnected receives libovsdb's disconnection notification for the current connection.
+	disconnected chan struct{}
+	// cancel stops the background work, which closes done when it has stopped.
+	cancel context.CancelFunc
+	done   chan struct{}
+	// closeOnce makes Close idempotent.
+	closeOnce sync.Once
+}
+
+var (
+	_ backend.Backend  = (*Backend)(nil)
+	_ backend.Notifier = (*Backend)(nil)
+)
+
+// New returns a Backend that connects to the northbound database in the background: it does not
+// fail when the database is unreachable, and Ready reports when the backend can be used. The
+// background work stops when ctx is done or Close is called.
+func New(ctx context.Context, opts Options) (*Backend, error) {
+	if err := validateCluster(opts.ClusterName); err != nil {
+		return nil, fmt.Errorf("invalid OVN backend options: %w", err)
+	}
+	if err := validateEndpoint(opts.Endpoint); err != nil {
+		return nil, fmt.Errorf("invalid OVN backend options: %w", err)
+	}
+	if opts.MaxBackoff <= 0 {
+		opts.MaxBackoff = DefaultMaxBackoff
+	}
+	if opts.ConnectTimeout <= 0 {
+		opts.ConnectTimeout = DefaultConnectTimeout
+	}
+	if opts.ProbeInterval == 0 {
+		opts.ProbeInterval = DefaultProbeInterval
+	}
+	logger := opts.Logger
+	if logger.GetSink() == nil {
+		logger = klog.FromContext(ctx)
+	}
+	logger = logger.WithValues("endpoint", opts.Endpoint, "cluster", opts.ClusterName)
+
+	dbModel, err := nbdb.ClientDBModel()
+	if err != nil {
+		return nil, fmt.Errorf("building the OVN northbound client model: %w", err)
+	}
+	// Client indexes let the cache answer "the rows of this UID" (and "the cluster routers")
+	// without scanning the tables: an Ensure with nothing to do then costs the same with ten
+	// networks or ten thousand.
+	byUID := []model.ClientIndex{{Columns: []model.ColumnKey{{Column: "external_ids", Key: UIDKey}}}}
+	dbModel.SetIndexes(map[string][]model.ClientIndex{
+		nbdb.LogicalSwitchTable:     byUID,
+		nbdb.LogicalSwitchPortTable: byUID,
+		nbdb.LogicalRouterPortTable: byUID,
+		nbdb.LogicalRouterTable:     {{Columns: []model.ColumnKey{{Column: "external_ids", Key: RoleKey}}}},
+	})
+	libovsdbLogger := logger.WithName("libovsdb")
+	// No client.WithReconnect: libovsdb reconnects only after a first successful connection, and
+	// panics when its backoff gives up; the backend runs its own connection loop instead.
+	c, err := client.NewOVSDBClient(dbModel, client.WithEndpoint(opts.Endpoint), client.WithLogger(&libovsdbLogger))
+	if err != nil {
+		return nil, fmt.Errorf("creating the OVN northbound client: %w", err)
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	b := &Backend{
+		opts:         opts,
+		logger:       logger,
+		client:       c,
+		disconnected: make(chan struct{}, 1),
+		cancel:       cancel,
+		done:         make(chan struct{}),
+	}
+	notConnected := errors.New("not connected yet")
+	b.lastErr.Store(&notConnected)
+
+	listening := make(chan struct{})
+	go b.forwardDisconnects(listening)
+	<-listening
+	go b.run(ctx)
+	return b, nil
+}
+
+// validateEndpoint accepts the unix: and tcp: endpoints that libovsdb can dial without TLS.
+func validateEndpoint(endpoint string) error {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return fmt.Errorf("parsing the endpoint %q: %w", endpoint, err)
+	}
+	switch {
+	case u.Scheme == client.UNIX && u.Path != "":
+	case u.Scheme == client.TCP && u.Opaque != "":
+	default:
+		return fmt.Errorf("the endpoint %q is neither unix:<path> nor tcp:<host>:<port>", endpoint)
+	}
+	return nil
+}
+
+// Type returns "ovn".
+func (b *Backend) Type() string {
+	return BackendType
+}
+
+// Ready returns nil when the backend is connected and its cache holds the monitor's initial dump,
+// and an error wrapping backend.ErrNotReady otherwise.
+func (b *Backend) Ready() error {
+	if b.ready.Load() {
+		return nil
+	}
+	return fmt.Errorf("%w: OVN northbound database %s: %v", backend.ErrNotReady, b.opts.Endpoint, *b.lastErr.Load())
+}
+
+// OnChange registers fn, called with the owner of every switch, switch port or router port of the
+// cluster that is updated or deleted, including by this backend's own Ensure and Delete. fn is
+// called from libovsdb's event loop, so it must return at once (for example after adding to a
+// work queue). A later call replaces fn.
+func (b *Backend) OnChange(fn func(backend.Owned)) {
+	b.onChange.Store(&fn)
+}
+
+// Close disconnects from the database and stops the background work. The backend is not usable
+// afterwards.
+func (b *Backend) Close() {
+	b.closeOnce.Do(func() {
+		b.cancel()
+		<-b.done
+	})
+}
+
+// forwardDisconnects relays libovsdb's disconnection notifications, which libovsdb drops when no
+// one is receiving at that moment, to b.disconnected.
+func (b *Backend) forwardDisconnects(listening chan<- struct{}) {
+	notify := b.client.DisconnectNotify()
+	close(listening)
+	for {
+		select {
+		case <-b.done:
+			return
+		case <-notify:
+			select {
+			case b.disconnected <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// run connects, and reconnects after every disconnection, until ctx is done.
+func (b *Backend) run(ctx context.Context) {
+	defer close(b.done)
+	defer func() {
+		closed := errors.New("closed")
+		b.lastErr.Store(&closed)
+	}()
+	backoff := b.newBackoff()
+	failures := 0
+	for {
+		connected, err := b.connectAndServe(ctx)
+		if ctx.Err() != nil {
+			b.logger.V(2).Info("Stopped the OVN northbound connection")
+			return
+		}
+		if connected {
+			backoff = b.newBackoff()
+			failures = 0
+		}
+		b.lastErr.Store(&err)
+		failures++
+		delay := backoff.Step()
+		// Log the first failures, then every tenth, so that a long outage does not flood the log.
+		if failures <= 3 || failures%10 == 0 {
+			b.logger.Info("OVN northbound database not connected, retrying", "err", err, "attempt", failures, "retryIn", delay)
+		}
+		timer := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			b.logger.V(2).Info("Stopped the OVN northbound connection")
+			return
+		case <-timer.C:
+		}
+	}
+}
+
+func (b *Backend) newBackoff() wait.Backoff {
+	return wait.Backoff{Duration: initialBackoff, Factor: 2, Jitter: 0.2, Steps: 1 << 30, Cap: b.opts.MaxBackoff}
+}
+
+// connectAndServe connects, sets up the monitor, and waits for the connection to end. It returns
+// whether the backend became ready, and why the connection ended.
+func (b *Backend) connectAndServe(ctx context.Context) (bool, error) {
+	connectCtx, cancel := context.WithTimeout(ctx, b.opts.ConnectTimeout)
+	defer cancel()
+
+	b.connMu.Lock()
+	err := b.client.Connect(connectCtx)
+	if err != nil {
+		b.connMu.Unlock()
+		return false, fmt.Errorf("connecting: %w", err)
+	}
+	// From here on libovsdb sends one disconnection notification for this connection.
+	if c := b.client.Cache(); c != nil && c != b.handledCache {
+		routerPort := func(uuid string) *nbdb.LogicalRouterPort {
+			if table := c.Table(nbdb.LogicalRouterPortTable); table != nil {
+				if row, ok := table.Row(uuid).(*nbdb.LogicalRouterPort); ok {
+					return row
+				}
+			}
+			return nil
+		}
+		c.AddEventHandler(&cache.EventHandlerFuncs{
+			UpdateFunc: func(table string, old, updated model.Model) { b.onUpdate(routerPort, table, old, updated) },
+			DeleteFunc: b.onDelete,
+		})
+		b.handledCache = c
+	}
+	// Only the model's columns: libovsdb drops updates of columns its model does not have.
+	_, err = b.client.Monitor(connectCtx, b.client.NewMonitor(nbdb.MonitorTables()...))
+	b.connMu.Unlock()
+	if err != nil {
+		b.disconnect(ctx)
+		return false, fmt.Errorf("monitoring the northbound tables: %w", err)
+	}
+	b.ready.Store(true)
+	b.logger.Info("Connected to the OVN northbound database")
+
+	if _, _, err := b.ensureRouter(ctx); err != nil && ctx.Err() == nil {
+		// Ensure tries again; the connection is fine.
+		b.logger.Error(err, "Cannot create the cluster router")
+	}
+
+	var probe <-chan time.Time
+	if b.opts.ProbeInterval > 0 {
+		ticker := time.NewTicker(b.opts.ProbeInterval)
+		defer ticker.Stop()
+		probe = ticker.C
+	}
+	for {
+		select {
+		case <-b.disconnected:
+			b.ready.Store(false)
+			b.logger.Info("Disconnected from the OVN northbound database")
+			return true, errors.New("disconnected")
+		case <-ctx.Done():
+			b.ready.Store(false)
+			b.disconnect(context.Background())
+			return true, ctx.Err()
+		case <-probe:
+			probeCtx, cancel := context.WithTimeout(ctx, b.opts.ProbeInterval)
+			err := b.client.Echo(probeCtx)
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				b.logger.Info("OVN northbound database does not answer, reconnecting", "err", err)
+				b.ready.Store(false)
+				b.disconnect(ctx)
+				return true, fmt.Errorf("echo: %w", err)
+			}
+		}
+	}
+}
+
+// disconnect closes the connection and waits for libovsdb to finish tearing it down (it resets
+// its cache and monitors then), so that the next Connect starts clean.
+func (b *Backend) disconnect(ctx context.Context) {
+	b.client.Disconnect()
+	select {
+	case <-b.disconnected:
+	case <-ctx.Done():
+		// Shutting down: wait a little for libovsdb, but do not hang on it.
+		select {
+		case <-b.disconnected:
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// onUpdate and onDelete run in libovsdb's event loop for every change of a monitored row.
+// routerPort looks a router port up in the cache: a router port taken off the cluster router but
+// kept by another router does not change itself, so the router's change is reported for it.
+func (b *Backend) onUpdate(routerPort func(uuid string) *nbdb.LogicalRouterPort, _ string, old, updated model.Model) {
+	if o, ok := old.(*nbdb.LogicalRouter); ok {
+		if n, ok := updated.(*nbdb.LogicalRouter); ok && ownedBy(o.ExternalIDs, b.opts.ClusterName) {
+			for _, uuid := range o.Ports {
+				if slices.Contains(n.Ports, uuid) {
+					continue
+				}
+				// A port that nothing refers to any more is gone, and its deletion is reported.
+				if port := routerPort(uuid); port != nil {
+					if owner, owned := b.ownerOf(port); owned {
+						b.notify(owner)
+					}
+				}
+			}
+		}
+		return
+	}
+	before, wasOwned := b.ownerOf(old)
+	if wasOwned {
+		b.notify(before)
+	}
+	if after, owned := b.ownerOf(updated); owned && (!wasOwned || after != before) {
+		b.notify(after)
+	}
+}
+
+func (b *Backend) onDelete(_ string, row model.Model) {
+	if owner, owned := b.ownerOf(row); owned {
+		b.notify(owner)
+	}
+}
+
+func (b *Backend) notify(owner backend.Owned) {
+	if fn := b.onChange.Load(); fn != nil {
+		(*fn)(owner)
+	}
+}
+
+// ownerOf returns the Network of a switch, switch port or router port of the cluster.
+func (b *Backend) ownerOf(row model.Model) (backend.Owned, bool) {
+	var ids map[string]string
+	switch r := row.(type) {
+	case *nbdb.LogicalSwitch:
+		ids = r.ExternalIDs
+	case *nbdb.LogicalSwitchPort:
+		ids = r.ExternalIDs
+	case *nbdb.LogicalRouterPort:
+		ids = r.ExternalIDs
+	default:
+		return backend.Owned{}, false
+	}
+	uid := ownedUID(ids, b.opts.ClusterName)
+	if uid == "" {
+		return backend.Owned{}, false
+	}
+	return backend.Owned{Namespace: ids[NamespaceKey], Name: ids[NameKey], UID: uid}, true
+}

@@ -1,0 +1,104 @@
+package framework
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ovn-kubernetes/libovsdb/client"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/samplecrd/samplecrd-controller/pkg/backend/ovn"
+	"github.com/samplecrd/samplecrd-controller/pkg/backend/ovn/nbdb"
+)
+
+// OVNRows is the content of the four northbound tables the OVN backend writes, each sorted by
+// name then UUID, with the port lists sorted.
+type OVNRows struct {
+	Switches    []nbdb.LogicalSwitch
+	SwitchPorts []nbdb.LogicalSwitchPort
+	Routers     []nbdb.LogicalRouter
+	RouterPorts []nbdb.LogicalRouterPort
+}
+
+// Dump reads the four tables with a libovsdb client of its own: the monitor's initial dump is
+// exactly what the server holds at that moment.
+func (o *OVSDB) Dump(t testing.TB) OVNRows {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dbModel, err := nbdb.ClientDBModel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.NewOVSDBClient(dbModel, client.WithEndpoint(o.Endpoint()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Connect(ctx); err != nil {
+		t.Fatalf("connecting to dump the database: %v", err)
+	}
+	defer c.Close()
+	_, err = c.Monitor(ctx, c.NewMonitor(nbdb.MonitorTables()...))
+	if err != nil {
+		t.Fatalf("monitoring to dump the database: %v", err)
+	}
+	var r OVNRows
+	for _, list := range []any{&r.Switches, &r.SwitchPorts, &r.Routers, &r.RouterPorts} {
+		if err := c.List(ctx, list); err != nil {
+			t.Fatalf("listing to dump the database: %v", err)
+		}
+	}
+	sortRows(r.Switches, func(r nbdb.LogicalSwitch) string { return r.Name + "\x00" + r.UUID })
+	sortRows(r.SwitchPorts, func(r nbdb.LogicalSwitchPort) string { return r.Name + "\x00" + r.UUID })
+	sortRows(r.Routers, func(r nbdb.LogicalRouter) string { return r.Name + "\x00" + r.UUID })
+	sortRows(r.RouterPorts, func(r nbdb.LogicalRouterPort) string { return r.Name + "\x00" + r.UUID })
+	for i := range r.Switches {
+		slices.Sort(r.Switches[i].Ports)
+	}
+	for i := range r.Routers {
+		slices.Sort(r.Routers[i].Ports)
+	}
+	return r
+}
+
+func sortRows[T any](s []T, key func(T) string) {
+	slices.SortFunc(s, func(a, b T) int { return strings.Compare(key(a), key(b)) })
+}
+
+// OfUID returns the rows owned by the cluster for the Network with the UID, by their external_ids.
+func (r OVNRows) OfUID(cluster string, uid types.UID) OVNRows {
+	mine := func(ids map[string]string) bool {
+		return ids[ovn.OwnerKey] == cluster && ids[ovn.UIDKey] == string(uid)
+	}
+	var out OVNRows
+	for _, s := range r.Switches {
+		if mine(s.ExternalIDs) {
+			out.Switches = append(out.Switches, s)
+		}
+	}
+	for _, p := range r.SwitchPorts {
+		if mine(p.ExternalIDs) {
+			out.SwitchPorts = append(out.SwitchPorts, p)
+		}
+	}
+	for _, p := range r.RouterPorts {
+		if mine(p.ExternalIDs) {
+			out.RouterPorts = append(out.RouterPorts, p)
+		}
+	}
+	return out
+}
+
+// ClusterRouters returns the routers with the cluster's owner and the cluster-router role.
+func (r OVNRows) ClusterRouters(cluster string) []nbdb.LogicalRouter {
+	var out []nbdb.LogicalRouter
+	for _, router := range r.Routers {
+		if router.ExternalIDs[ovn.OwnerKey] == cluster && router.ExternalIDs[ovn.RoleKey] == ovn.RoleClusterRouter {
+			out = append(out, router)
+		}
+	}
+	return out
+}
