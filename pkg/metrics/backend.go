@@ -1,0 +1,56 @@
+package metrics
+
+import (
+	"context"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/samplecrd/samplecrd-controller/pkg/backend"
+)
+
+// InstrumentBackend returns b with every Ensure, Delete and List timed into
+// BackendRequestDuration. A backend.Notifier stays one.
+func InstrumentBackend(b backend.Backend) backend.Backend {
+	ib := instrumented{b}
+	if n, ok := b.(backend.Notifier); ok {
+		return instrumentedNotifier{ib, n}
+	}
+	return ib
+}
+
+type instrumented struct{ backend.Backend }
+
+func observeBackend(b backend.Backend, op string, start time.Time, err error) {
+	result := "success"
+	if err != nil {
+		result = "error"
+	}
+	BackendRequestDuration.WithLabelValues(b.Type(), op, result).Observe(time.Since(start).Seconds())
+}
+
+func (i instrumented) Ensure(ctx context.Context, n backend.Network) (backend.Status, error) {
+	start := time.Now()
+	s, err := i.Backend.Ensure(ctx, n)
+	observeBackend(i.Backend, "ensure", start, err)
+	return s, err
+}
+
+func (i instrumented) Delete(ctx context.Context, uid types.UID) error {
+	start := time.Now()
+	err := i.Backend.Delete(ctx, uid)
+	observeBackend(i.Backend, "delete", start, err)
+	return err
+}
+
+func (i instrumented) List(ctx context.Context) ([]backend.Owned, error) {
+	start := time.Now()
+	owned, err := i.Backend.List(ctx)
+	observeBackend(i.Backend, "list", start, err)
+	return owned, err
+}
+
+type instrumentedNotifier struct {
+	instrumented
+	backend.Notifier
+}
