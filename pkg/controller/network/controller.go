@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"k8s.io/apimachinery/pkg/labels"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/cache"
@@ -18,6 +19,7 @@ import (
 	clientset "github.com/samplecrd/samplecrd-controller/pkg/generated/clientset/versioned"
 	samplecrdinformers "github.com/samplecrd/samplecrd-controller/pkg/generated/informers/externalversions/samplecrd/v1"
 	listers "github.com/samplecrd/samplecrd-controller/pkg/generated/listers/samplecrd/v1"
+	"github.com/samplecrd/samplecrd-controller/pkg/metrics"
 )
 
 // ControllerName names the controller in logs, events and metrics.
@@ -194,16 +196,47 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 		})
 	}
 	wg.StartWithContext(ctx, func(ctx context.Context) {
-		// At start-up, then periodically: a sweep that fails (backend down) is retried at the next.
+		// At start-up, then periodically: a sweep that fails (backend down) is retried at the next,
+		// or when the backend comes back (below).
+		wait.UntilWithContext(ctx, c.sweepOrphans, c.orphanSweepInterval)
+	})
+	wg.StartWithContext(ctx, func(ctx context.Context) {
+		wasReady := c.backend.Ready() == nil
 		wait.UntilWithContext(ctx, func(ctx context.Context) {
-			if err := c.removeOrphans(ctx); err != nil {
-				utilruntime.HandleErrorWithContext(ctx, err, "Removing orphaned backend objects")
+			ready := c.backend.Ready() == nil
+			if ready && !wasReady {
+				c.backendReturned(ctx)
 			}
-		}, c.orphanSweepInterval)
+			wasReady = ready
+		}, backendReadinessInterval)
 	})
 	<-ctx.Done()
 	c.queue.ShutDown()
 	wg.Wait()
+}
+
+// backendReadinessInterval is how often Run checks whether the backend came back.
+const backendReadinessInterval = time.Second
+
+// backendReturned handles a backend that is ready again after it was not: whatever changed in it
+// meanwhile was not reported, so every Network is checked against it again, and orphans swept.
+func (c *Controller) backendReturned(ctx context.Context) {
+	networks, err := c.networksLister.List(labels.Everything())
+	if err != nil {
+		utilruntime.HandleErrorWithContext(ctx, err, "Listing Networks to resync after the backend returned")
+		return
+	}
+	klog.FromContext(ctx).Info("Backend is ready again: checking every Network against it", "networks", len(networks))
+	for _, n := range networks {
+		c.queue.Add(cache.MetaObjectToName(n))
+	}
+	c.sweepOrphans(ctx)
+}
+
+func (c *Controller) sweepOrphans(ctx context.Context) {
+	if err := c.removeOrphans(ctx); err != nil {
+		utilruntime.HandleErrorWithContext(ctx, err, "Removing orphaned backend objects")
+	}
 }
 
 func (c *Controller) runWorker(ctx context.Context) {
@@ -219,7 +252,9 @@ func (c *Controller) processNextWorkItem(ctx context.Context) bool {
 	defer c.queue.Done(key)
 
 	logger := klog.LoggerWithValues(klog.FromContext(ctx), "network", key)
+	start := time.Now()
 	err := c.syncNetwork(klog.NewContext(ctx, logger), key)
+	metrics.ObserveReconcile(ControllerName, start, err)
 	if err == nil {
 		c.queue.Forget(key)
 		return true

@@ -3,6 +3,7 @@ package network
 import (
 	"errors"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -411,5 +412,34 @@ func TestSyncTwiceIsQuiet(t *testing.T) {
 	r := f.sync(t, "default", "example-network")
 	if r.Err || len(r.Writes) != 0 || len(r.Events) != 0 {
 		t.Errorf("second sync wrote %v and recorded %v; want nothing", r.Writes, r.Events)
+	}
+}
+
+// TestBackendReturned checks that a backend coming back makes every Network be checked again and
+// orphans be swept: changes made while it was away were not reported.
+func TestBackendReturned(t *testing.T) {
+	a := network("a", "10.0.0.0/24", "10.0.0.1", withFinalizer, synced)
+	b := network("b", "10.0.1.0/24", "10.0.1.1", withFinalizer, synced)
+	orphan := inBackend(network("gone", "10.0.2.0/24", "10.0.2.1"))
+	f := newFixture(t, fakebackend.New(inBackend(a), orphan), a, b)
+	_, ctx := ktesting.NewTestContext(t)
+
+	f.controller.backendReturned(ctx)
+
+	var keys []string
+	for f.controller.queue.Len() > 0 {
+		key, _ := f.controller.queue.Get()
+		keys = append(keys, key.String())
+		f.controller.queue.Done(key)
+	}
+	slices.Sort(keys)
+	if diff := cmp.Diff([]string{"default/a", "default/b"}, keys); diff != "" {
+		t.Errorf("enqueued (-want +got):\n%s", diff)
+	}
+	if _, ok := f.backend.Networks()[orphan.UID]; ok {
+		t.Errorf("the orphan was not removed")
+	}
+	if _, ok := f.backend.Networks()[a.UID]; !ok {
+		t.Errorf("a live Network was removed as an orphan")
 	}
 }
