@@ -148,3 +148,9 @@ func CreateNamespace(t testing.TB, client kubernetes.Interface) string {
 	}
 	return ns.Name
 }
+
+// KubeClient returns a Kubernetes clientset for the control plane.
+func (e *Environment) KubeClient(t testing.TB) kubernetes.Interface {
+	t.Helper()
+	return kubernetes.NewForConfigOrDie(e.Config(t))
+}

@@ -1,0 +1,101 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+
+	kubeinformers "k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata/metadatainformer"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/klog/v2"
+
+	"github.com/samplecrd/samplecrd-controller/pkg/backend"
+	"github.com/samplecrd/samplecrd-controller/pkg/backend/ovn"
+	"github.com/samplecrd/samplecrd-controller/pkg/controller/network"
+	clientset "github.com/samplecrd/samplecrd-controller/pkg/generated/clientset/versioned"
+	informers "github.com/samplecrd/samplecrd-controller/pkg/generated/informers/externalversions"
+	"github.com/samplecrd/samplecrd-controller/pkg/metrics"
+)
+
+// controllerContext is what the controllers are built from.
+type controllerContext struct {
+	opts              *Options
+	kubeClient        kubernetes.Interface
+	client            clientset.Interface
+	kubeInformers     kubeinformers.SharedInformerFactory
+	metadataInformers metadatainformer.SharedInformerFactory
+	informers         informers.SharedInformerFactory
+	// recorder returns an event recorder that names component as the source.
+	recorder func(component string) record.EventRecorder
+	// out is where the tutorial's controllers print their lines (standard output).
+	out io.Writer
+	// readyChecks collects the readiness checks controllers add, by name.
+	readyChecks map[string]func() error
+	// closers run when the manager stops, after the controllers.
+	closers []func()
+}
+
+// runFunc runs a built controller until ctx is cancelled, and returns once it has stopped.
+type runFunc func(ctx context.Context)
+
+// controllerDescriptor is one entry of the registry.
+type controllerDescriptor struct {
+	// name is what --controllers uses.
+	name string
+	// controllerName is the controller's own name, for logs and events.
+	controllerName string
+	// build creates the controller, registering its informers and handlers, and starts nothing.
+	build func(ctx context.Context, cc *controllerContext) (runFunc, error)
+}
+
+// controllerDescriptors is the registry of every controller the manager can run.
+func controllerDescriptors() []controllerDescriptor {
+	return []controllerDescriptor{
+		{name: "network", controllerName: network.ControllerName, build: buildNetwork},
+	}
+}
+
+func controllerNames() []string {
+	var names []string
+	for _, d := range controllerDescriptors() {
+		names = append(names, d.name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func buildNetwork(ctx context.Context, cc *controllerContext) (runFunc, error) {
+	be, err := ovn.New(ctx, ovn.Options{Endpoint: cc.opts.OVNNorthbound, ClusterName: cc.opts.ClusterName})
+	if err != nil {
+		return nil, fmt.Errorf("creating the OVN backend: %w", err)
+	}
+	cc.closers = append(cc.closers, be.Close)
+	cc.readyChecks["backend-ovn"] = be.Ready
+	var instrumented backend.Backend = metrics.InstrumentBackend(be)
+	c, err := network.NewController(ctx, cc.client, cc.informers.Samplecrd().V1().Networks(), instrumented,
+		cc.recorder(network.ControllerName), network.Options{OrphanSweepInterval: cc.opts.OrphanSweepInterval})
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) { c.Run(ctx, cc.opts.NetworkWorkers) }, nil
+}
+
+// buildControllers builds every enabled controller, each with a logger named after it.
+func buildControllers(ctx context.Context, cc *controllerContext) (map[string]runFunc, error) {
+	runs := map[string]runFunc{}
+	for _, d := range controllerDescriptors() {
+		if !cc.opts.enabled(d.name) {
+			klog.FromContext(ctx).Info("Controller is disabled", "controller", d.name)
+			continue
+		}
+		run, err := d.build(klog.NewContext(ctx, klog.LoggerWithName(klog.FromContext(ctx), d.controllerName)), cc)
+		if err != nil {
+			return nil, fmt.Errorf("building the %s controller: %w", d.name, err)
+		}
+		runs[d.controllerName] = run
+	}
+	return runs, nil
+}

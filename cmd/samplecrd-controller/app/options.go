@@ -1,0 +1,221 @@
+// Package app is the samplecrd-controller command, in the style of kube-controller-manager: its
+// options, the registry of controllers, leader election, and the metrics and probe servers.
+package app
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/spf13/pflag"
+	logsapi "k8s.io/component-base/logs/api/v1"
+
+	// The JSON log format of --logging-format=json.
+	_ "k8s.io/component-base/logs/json/register"
+
+	"github.com/samplecrd/samplecrd-controller/pkg/controller/network"
+)
+
+// Options are the command's flags.
+type Options struct {
+	// Controllers selects the controllers to run: "*" for all enabled by default, "name" to enable
+	// one, "-name" to disable one.
+	Controllers []string
+
+	// Kubeconfig is the path of a kubeconfig file; in-cluster configuration when it and Master are empty.
+	Kubeconfig string
+	// Master overrides the API server address of the kubeconfig.
+	Master string
+	// KubeAPIQPS and KubeAPIBurst limit the client's request rate. client-go's defaults (5 and 10)
+	// starve a controller that writes a status per object; the API server's own priority and
+	// fairness protects it from a client that asks for more.
+	KubeAPIQPS   float32
+	KubeAPIBurst int
+
+	// LeaderElection configures leader election.
+	LeaderElection LeaderElectionOptions
+
+	// MetricsBindAddress is where /metrics is served; "0" disables it.
+	MetricsBindAddress string
+	// HealthProbeBindAddress is where /healthz and /readyz are served; "0" disables them.
+	HealthProbeBindAddress string
+	// EnablePprof serves net/http/pprof on the metrics address.
+	EnablePprof bool
+	// ShutdownTimeout bounds how long a graceful stop waits for the controllers.
+	ShutdownTimeout time.Duration
+
+	// OVNNorthbound is the OVN northbound database's address, e.g. unix:/run/ovn/ovnnb_db.sock.
+	OVNNorthbound string
+	// ClusterName marks every backend object the controller writes, so that clusters sharing one
+	// backend never touch each other's objects.
+	ClusterName string
+	// NetworkWorkers is how many Networks are synced at once.
+	NetworkWorkers int
+	// ResyncPeriod is the Network informer's resync period, which bounds how long backend drift lasts.
+	ResyncPeriod time.Duration
+	// OrphanSweepInterval is how often backend objects whose Network is gone are removed.
+	OrphanSweepInterval time.Duration
+
+	// PodCount configures the podcount controller.
+	PodCount PodCountOptions
+	// PodWatchNamespace is the namespace whose pods the podwatch controller prints.
+	PodWatchNamespace string
+	// PodWatchWorkers is how many pods the podwatch controller handles at once.
+	PodWatchWorkers int
+
+	// Logs configures klog: format (text or json), verbosity and more.
+	Logs *logsapi.LoggingConfiguration
+}
+
+// LeaderElectionOptions configure leader election on a coordination.k8s.io Lease.
+type LeaderElectionOptions struct {
+	// Enabled turns leader election on; only the leader runs controllers.
+	Enabled bool
+	// Namespace and Name locate the Lease.
+	Namespace, Name string
+	// LeaseDuration is how long standbys wait after the last renewal before taking over.
+	LeaseDuration time.Duration
+	// RenewDeadline is how long the leader keeps trying to renew before it gives up leading.
+	RenewDeadline time.Duration
+	// RetryPeriod is the interval between attempts to acquire or renew.
+	RetryPeriod time.Duration
+}
+
+// PodCountOptions configure the podcount controller.
+type PodCountOptions struct {
+	// LabelKey is the node label that holds the pod count.
+	LabelKey string
+	// EventMode is all (the tutorial's: every pod, every pass), changed or none.
+	EventMode string
+	// Period is the interval of the periodic recount.
+	Period time.Duration
+}
+
+// NewOptions returns the defaults.
+func NewOptions() *Options {
+	return &Options{
+		Controllers:  []string{"*"},
+		KubeAPIQPS:   200,
+		KubeAPIBurst: 400,
+		LeaderElection: LeaderElectionOptions{
+			Enabled:       true,
+			Namespace:     "kube-system",
+			Name:          "samplecrd-controller",
+			LeaseDuration: 15 * time.Second,
+			RenewDeadline: 10 * time.Second,
+			RetryPeriod:   2 * time.Second,
+		},
+		MetricsBindAddress:     ":8080",
+		HealthProbeBindAddress: ":8081",
+		ShutdownTimeout:        30 * time.Second,
+		ClusterName:            "kubernetes",
+		NetworkWorkers:         8,
+		ResyncPeriod:           30 * time.Second,
+		OrphanSweepInterval:    network.DefaultOrphanSweepInterval,
+		PodCount: PodCountOptions{
+			LabelKey:  "hopegi/pod-count",
+			EventMode: "changed",
+			Period:    10 * time.Second,
+		},
+		PodWatchNamespace: "default",
+		PodWatchWorkers:   1,
+		Logs:              logsapi.NewLoggingConfiguration(),
+	}
+}
+
+// AddFlags registers the options on fs.
+func (o *Options) AddFlags(fs *pflag.FlagSet) {
+	fs.StringSliceVar(&o.Controllers, "controllers", o.Controllers, fmt.Sprintf(
+		"Controllers to run: '*' runs all enabled by default, 'foo' enables foo, '-foo' disables foo. All: %v.", controllerNames()))
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "Path to a kubeconfig. Only required if out-of-cluster.")
+	fs.StringVar(&o.Master, "master", o.Master, "The address of the Kubernetes API server. Overrides any value in kubeconfig. Only required if out-of-cluster.")
+	fs.Float32Var(&o.KubeAPIQPS, "kube-api-qps", o.KubeAPIQPS, "Queries per second the client may send to the API server.")
+	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", o.KubeAPIBurst, "Burst of queries the client may send to the API server.")
+
+	le := &o.LeaderElection
+	fs.BoolVar(&le.Enabled, "leader-elect", le.Enabled, "Elect a leader on a Lease before running controllers; run two or more replicas for high availability.")
+	fs.StringVar(&le.Namespace, "leader-elect-resource-namespace", le.Namespace, "Namespace of the leader election Lease.")
+	fs.StringVar(&le.Name, "leader-elect-resource-name", le.Name, "Name of the leader election Lease.")
+	fs.DurationVar(&le.LeaseDuration, "leader-elect-lease-duration", le.LeaseDuration, "How long standbys wait after the leader's last renewal before taking over.")
+	fs.DurationVar(&le.RenewDeadline, "leader-elect-renew-deadline", le.RenewDeadline, "How long the leader tries to renew before it stops leading; less than the lease duration.")
+	fs.DurationVar(&le.RetryPeriod, "leader-elect-retry-period", le.RetryPeriod, "Interval between attempts to acquire or renew the Lease.")
+
+	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "Address of the /metrics endpoint; '0' disables it.")
+	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "Address of the /healthz and /readyz endpoints; '0' disables them.")
+	fs.BoolVar(&o.EnablePprof, "enable-pprof", o.EnablePprof, "Serve /debug/pprof/ on the metrics address.")
+	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", o.ShutdownTimeout, "How long a graceful stop waits for controllers to finish the items in hand.")
+
+	fs.StringVar(&o.OVNNorthbound, "ovn-nb", o.OVNNorthbound, "Address of the OVN northbound database (unix:PATH, tcp:HOST:PORT or ssl:HOST:PORT); required by the network controller.")
+	fs.StringVar(&o.ClusterName, "cluster-name", o.ClusterName, "Name of this cluster, recorded on every backend object the network controller writes; objects of other clusters are never touched.")
+	fs.IntVar(&o.NetworkWorkers, "workers", o.NetworkWorkers, "Number of Networks synced at once.")
+	fs.DurationVar(&o.ResyncPeriod, "resync-period", o.ResyncPeriod, "Resync period of the Network informer: how often every Network is checked against the backend.")
+	fs.DurationVar(&o.OrphanSweepInterval, "orphan-sweep-interval", o.OrphanSweepInterval, "How often backend objects whose Network no longer exists are removed.")
+
+	fs.StringVar(&o.PodCount.LabelKey, "podcount-label-key", o.PodCount.LabelKey, "Label set on control-plane nodes to the number of pods.")
+	fs.StringVar(&o.PodCount.EventMode, "podcount-event-mode", o.PodCount.EventMode, "Events about the pod count: 'all' (an event on every pod every pass, as the tutorial), 'changed' (one per control-plane node when the count changes) or 'none'.")
+	fs.DurationVar(&o.PodCount.Period, "podcount-period", o.PodCount.Period, "Interval of the periodic pod count, besides the count that follows pod changes.")
+	fs.StringVar(&o.PodWatchNamespace, "podwatch-namespace", o.PodWatchNamespace, "Namespace whose pods the podwatch controller prints.")
+	fs.IntVar(&o.PodWatchWorkers, "podwatch-workers", o.PodWatchWorkers, "Number of pods the podwatch controller handles at once.")
+
+	logsapi.AddFlags(o.Logs, fs)
+}
+
+// Validate returns an error naming every option that is wrong.
+func (o *Options) Validate() error {
+	var errs []error
+	for _, c := range o.Controllers {
+		name := c
+		if len(name) > 0 && name[0] == '-' {
+			name = name[1:]
+		}
+		if name != "*" && !slices.Contains(controllerNames(), name) {
+			errs = append(errs, fmt.Errorf("--controllers: unknown controller %q (known: %v)", c, controllerNames()))
+		}
+	}
+	if o.enabled("network") {
+		if o.OVNNorthbound == "" {
+			errs = append(errs, errors.New("--ovn-nb is required by the network controller (or disable it with --controllers=*,-network)"))
+		}
+		if o.ClusterName == "" {
+			errs = append(errs, errors.New("--cluster-name must not be empty"))
+		}
+	}
+	if o.NetworkWorkers < 1 || o.PodWatchWorkers < 1 {
+		errs = append(errs, fmt.Errorf("--workers and --podwatch-workers must be at least 1, got %d and %d", o.NetworkWorkers, o.PodWatchWorkers))
+	}
+	if o.KubeAPIQPS <= 0 || o.KubeAPIBurst < 1 {
+		errs = append(errs, fmt.Errorf("--kube-api-qps and --kube-api-burst must be positive, got %v and %d", o.KubeAPIQPS, o.KubeAPIBurst))
+	}
+	if o.ResyncPeriod <= 0 || o.OrphanSweepInterval <= 0 || o.PodCount.Period <= 0 || o.ShutdownTimeout <= 0 {
+		errs = append(errs, errors.New("--resync-period, --orphan-sweep-interval, --podcount-period and --shutdown-timeout must be positive"))
+	}
+	if le := o.LeaderElection; le.Enabled && !(le.RetryPeriod > 0 && le.RetryPeriod < le.RenewDeadline && le.RenewDeadline < le.LeaseDuration) {
+		errs = append(errs, fmt.Errorf("leader election needs 0 < retry period (%v) < renew deadline (%v) < lease duration (%v)", le.RetryPeriod, le.RenewDeadline, le.LeaseDuration))
+	}
+	switch o.PodCount.EventMode {
+	case "all", "changed", "none":
+	default:
+		errs = append(errs, fmt.Errorf("--podcount-event-mode must be all, changed or none, got %q", o.PodCount.EventMode))
+	}
+	if errList := logsapi.Validate(o.Logs, nil, nil); len(errList) > 0 {
+		errs = append(errs, errList.ToAggregate())
+	}
+	return errors.Join(errs...)
+}
+
+// enabled reports whether the controller name runs, following the --controllers grammar.
+func (o *Options) enabled(name string) bool {
+	star := false
+	for _, c := range o.Controllers {
+		switch c {
+		case name:
+			return true
+		case "-" + name:
+			return false
+		case "*":
+			star = true
+		}
+	}
+	return star
+}

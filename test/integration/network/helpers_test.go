@@ -1,0 +1,249 @@
+package network
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
+	"k8s.io/klog/v2/ktesting"
+
+	"github.com/samplecrd/samplecrd-controller/cmd/samplecrd-controller/app"
+	samplecrdv1 "github.com/samplecrd/samplecrd-controller/pkg/apis/samplecrd/v1"
+	"github.com/samplecrd/samplecrd-controller/pkg/backend/ovn"
+	"github.com/samplecrd/samplecrd-controller/pkg/backend/ovn/nbdb"
+	clientset "github.com/samplecrd/samplecrd-controller/pkg/generated/clientset/versioned"
+	"github.com/samplecrd/samplecrd-controller/test/integration/framework"
+)
+
+// cluster is the --cluster-name of the managers the tests start.
+const cluster = "it"
+
+// timeout bounds every wait.
+const timeout = 60 * time.Second
+
+// setup is what every test needs: the API server's config and clients, a namespace of its own and
+// an ovsdb-server of its own.
+type setup struct {
+	cfg    *rest.Config
+	client clientset.Interface
+	ns     string
+	db     *framework.OVSDB
+}
+
+func newSetup(t *testing.T) *setup {
+	t.Helper()
+	cfg := env.Config(t)
+	db := framework.StartOVSDB(t)
+	s := &setup{cfg: cfg, client: clientset.NewForConfigOrDie(cfg), db: db}
+	s.ns = framework.CreateNamespace(t, kubernetes.NewForConfigOrDie(cfg))
+	return s
+}
+
+// manager is a samplecrd-controller running in this process.
+type manager struct {
+	cancel   context.CancelFunc
+	done     chan error
+	stopOnce sync.Once
+}
+
+// startManager runs the manager against the setup's API server and ovsdb-server until stop or the
+// end of the test. Before it stops at the end of the test, the test's Networks are deleted and their
+// deletion waited for, so that the next test's manager does not inherit them.
+func (s *setup) startManager(t *testing.T, tweak func(*app.Options)) *manager {
+	t.Helper()
+	o := app.NewOptions()
+	o.OVNNorthbound = s.db.Endpoint()
+	o.ClusterName = cluster
+	if tweak != nil {
+		tweak(o)
+	}
+	logger := ktesting.NewLogger(t, ktesting.NewConfig(ktesting.Verbosity(2)))
+	ctx, cancel := context.WithCancel(klog.NewContext(context.Background(), logger))
+	m := &manager{cancel: cancel, done: make(chan error, 1)}
+	go func() { m.done <- app.RunWithConfig(ctx, o, s.cfg) }()
+	t.Cleanup(func() { m.stop(t) })
+	t.Cleanup(func() { s.deleteAll(t) })
+	return m
+}
+
+// stop stops the manager and waits for it to return; stopping twice is fine.
+func (m *manager) stop(t *testing.T) {
+	t.Helper()
+	m.stopOnce.Do(func() {
+		m.cancel()
+		select {
+		case err := <-m.done:
+			if err != nil {
+				t.Errorf("the manager failed: %v", err)
+			}
+		case <-time.After(timeout):
+			t.Errorf("the manager did not stop within %v", timeout)
+		}
+	})
+}
+
+// deleteAll deletes the setup's Networks and waits until they are gone, finalizers and all.
+func (s *setup) deleteAll(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	if err := s.client.SamplecrdV1().Networks(s.ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
+		t.Errorf("deleting the test's Networks: %v", err)
+		return
+	}
+	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		list, err := s.client.SamplecrdV1().Networks(s.ns).List(ctx, metav1.ListOptions{})
+		return err == nil && len(list.Items) == 0, nil
+	})
+	if err != nil {
+		t.Errorf("the test's Networks were not all deleted: %v", err)
+	}
+}
+
+func (s *setup) create(t *testing.T, name, cidr, gateway string) *samplecrdv1.Network {
+	t.Helper()
+	n, err := s.client.SamplecrdV1().Networks(s.ns).Create(context.Background(), &samplecrdv1.Network{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec:       samplecrdv1.NetworkSpec{Cidr: cidr, Gateway: gateway},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("creating Network %s: %v", name, err)
+	}
+	return n
+}
+
+// ready describes the Ready condition of n as "Status/Reason", or "" without one or when the
+// condition describes an older generation.
+func ready(n *samplecrdv1.Network) string {
+	c := meta.FindStatusCondition(n.Status.Conditions, samplecrdv1.ConditionReady)
+	if c == nil || c.ObservedGeneration != n.Generation {
+		return ""
+	}
+	return string(c.Status) + "/" + c.Reason
+}
+
+// waitFor polls the Network until cond holds, and returns it.
+func (s *setup) waitFor(t *testing.T, name, what string, cond func(*samplecrdv1.Network) bool) *samplecrdv1.Network {
+	t.Helper()
+	var last *samplecrdv1.Network
+	err := wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		n, err := s.client.SamplecrdV1().Networks(s.ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		last = n
+		return cond(n), nil
+	})
+	if err != nil {
+		t.Fatalf("waiting for Network %s to be %s: %v; last seen: status %+v", name, what, err, statusOf(last))
+	}
+	return last
+}
+
+func statusOf(n *samplecrdv1.Network) any {
+	if n == nil {
+		return nil
+	}
+	return n.Status
+}
+
+func (s *setup) waitReady(t *testing.T, name string) *samplecrdv1.Network {
+	t.Helper()
+	return s.waitFor(t, name, "Ready", func(n *samplecrdv1.Network) bool { return ready(n) == "True/Synced" })
+}
+
+func (s *setup) waitGone(t *testing.T, name string) {
+	t.Helper()
+	err := wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		_, err := s.client.SamplecrdV1().Networks(s.ns).Get(ctx, name, metav1.GetOptions{})
+		return apierrors.IsNotFound(err), nil
+	})
+	if err != nil {
+		t.Fatalf("waiting for Network %s to be gone: %v", name, err)
+	}
+}
+
+// waitRows polls the database until cond holds for its rows, and returns them.
+func (s *setup) waitRows(t *testing.T, what string, cond func(framework.OVNRows) bool) framework.OVNRows {
+	t.Helper()
+	var last framework.OVNRows
+	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, timeout, true, func(context.Context) (bool, error) {
+		last = s.db.Dump(t)
+		return cond(last), nil
+	})
+	if err != nil {
+		t.Fatalf("waiting for the OVN database to show %s: %v; last rows: %+v", what, err, last)
+	}
+	return last
+}
+
+// owned selects the rows this cluster wrote for the Network with uid.
+func owned(r framework.OVNRows, uid types.UID) framework.OVNRows {
+	return r.OfUID(cluster, uid)
+}
+
+// checkProgrammed checks that the database holds exactly one switch, switch port and router port
+// for n, with its cidr and gateway, wired to the cluster router.
+func checkProgrammed(t *testing.T, all framework.OVNRows, n *samplecrdv1.Network) {
+	t.Helper()
+	r := owned(all, n.UID)
+	if len(r.Switches) != 1 || len(r.SwitchPorts) != 1 || len(r.RouterPorts) != 1 {
+		t.Fatalf("Network %s: %d switches, %d switch ports, %d router ports; want one each",
+			n.Name, len(r.Switches), len(r.SwitchPorts), len(r.RouterPorts))
+	}
+	ls, lsp, lrp := r.Switches[0], r.SwitchPorts[0], r.RouterPorts[0]
+	checks := []struct {
+		what      string
+		got, want any
+	}{
+		{"switch name", ls.Name, ovn.SwitchName(cluster, n.Namespace, n.Name)},
+		{"switch subnet", ls.OtherConfig[ovn.SubnetKey], n.Spec.Cidr},
+		{"switch exclude_ips", ls.OtherConfig[ovn.ExcludeIPsKey], n.Spec.Gateway},
+		{"switch namespace", ls.ExternalIDs[ovn.NamespaceKey], n.Namespace},
+		{"switch name external_id", ls.ExternalIDs[ovn.NameKey], n.Name},
+		{"switch ports", ls.Ports, []string{lsp.UUID}},
+		{"switch port type", lsp.Type, ovn.SwitchPortTypeRouter},
+		{"switch port router-port", lsp.Options[ovn.RouterPortKey], lrp.Name},
+		{"router port networks", lrp.Networks, []string{fmt.Sprintf("%s/%d", n.Spec.Gateway, netip.MustParsePrefix(n.Spec.Cidr).Bits())}},
+		{"status backend id", statusID(n), ls.UUID},
+	}
+	for _, c := range checks {
+		if fmt.Sprint(c.got) != fmt.Sprint(c.want) {
+			t.Errorf("Network %s: %s = %v, want %v", n.Name, c.what, c.got, c.want)
+		}
+	}
+	if !routerHasPort(all, lrp) {
+		t.Errorf("Network %s: router port %s is not on the cluster router", n.Name, lrp.Name)
+	}
+}
+
+func statusID(n *samplecrdv1.Network) string {
+	if n.Status.Backend == nil {
+		return ""
+	}
+	return n.Status.Backend.ID
+}
+
+func routerHasPort(all framework.OVNRows, lrp nbdb.LogicalRouterPort) bool {
+	for _, r := range all.Routers {
+		if r.ExternalIDs[ovn.OwnerKey] != cluster {
+			continue
+		}
+		for _, p := range r.Ports {
+			if p == lrp.UUID {
+				return true
+			}
+		}
+	}
+	return false
+}

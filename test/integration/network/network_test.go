@@ -1,0 +1,282 @@
+package network
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/samplecrd/samplecrd-controller/cmd/samplecrd-controller/app"
+	samplecrdv1 "github.com/samplecrd/samplecrd-controller/pkg/apis/samplecrd/v1"
+	"github.com/samplecrd/samplecrd-controller/pkg/backend/ovn"
+	"github.com/samplecrd/samplecrd-controller/pkg/controller/network"
+	"github.com/samplecrd/samplecrd-controller/test/integration/framework"
+)
+
+// TestLifecycle follows the tutorial's example through its life: Ready with its OVN rows, a cidr
+// and gateway change applied in place, and deletion removing the rows and then the finalizer.
+func TestLifecycle(t *testing.T) {
+	s := newSetup(t)
+	s.startManager(t, nil)
+	ctx := context.Background()
+
+	created := s.create(t, "example-network", "192.168.0.0/16", "192.168.0.1")
+	n := s.waitReady(t, "example-network")
+	if len(n.Finalizers) != 1 || n.Finalizers[0] != network.Finalizer {
+		t.Errorf("finalizers = %v, want [%s]", n.Finalizers, network.Finalizer)
+	}
+	if n.Status.Backend == nil || n.Status.Backend.Type != ovn.BackendType || n.Status.Backend.Name != ovn.SwitchName(cluster, s.ns, "example-network") {
+		t.Errorf("status.backend = %+v", n.Status.Backend)
+	}
+	rows := s.db.Dump(t)
+	checkProgrammed(t, rows, n)
+	switchUUID := owned(rows, created.UID).Switches[0].UUID
+
+	// The tutorial's event.
+	events, err := env.KubeClient(t).CoreV1().Events(s.ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=example-network"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reasons []string
+	for _, e := range events.Items {
+		reasons = append(reasons, e.Reason+": "+e.Message)
+	}
+	if !strings.Contains(strings.Join(reasons, "\n"), "Synced: Network synced successfully") {
+		t.Errorf("events = %v, want a Synced event", reasons)
+	}
+
+	// Change both fields: the same switch is updated in place.
+	n.Spec = samplecrdv1.NetworkSpec{Cidr: "172.20.0.0/24", Gateway: "172.20.0.254"}
+	if _, err := s.client.SamplecrdV1().Networks(s.ns).Update(ctx, n, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	n = s.waitReady(t, "example-network")
+	rows = s.waitRows(t, "the new cidr", func(r framework.OVNRows) bool {
+		o := owned(r, created.UID)
+		return len(o.Switches) == 1 && o.Switches[0].OtherConfig[ovn.SubnetKey] == "172.20.0.0/24"
+	})
+	checkProgrammed(t, rows, n)
+	if got := owned(rows, created.UID).Switches[0].UUID; got != switchUUID {
+		t.Errorf("the switch was replaced (%s, was %s); want it updated in place", got, switchUUID)
+	}
+
+	// Delete: rows, then the finalizer, then the object.
+	if err := s.client.SamplecrdV1().Networks(s.ns).Delete(ctx, "example-network", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	s.waitGone(t, "example-network")
+	if o := owned(s.db.Dump(t), created.UID); len(o.Switches)+len(o.SwitchPorts)+len(o.RouterPorts) != 0 {
+		t.Errorf("rows left after deletion: %+v", o)
+	}
+}
+
+// TestDriftRepair changes and removes the controller's rows behind its back.
+func TestDriftRepair(t *testing.T) {
+	s := newSetup(t)
+	s.startManager(t, nil)
+	n := s.create(t, "drift", "10.10.0.0/16", "10.10.0.1")
+	s.waitReady(t, "drift")
+	ls := owned(s.db.Dump(t), n.UID).Switches[0]
+
+	s.db.NBCtl(t, "set", "Logical_Switch", ls.UUID, "other_config:subnet=10.99.0.0/16")
+	s.waitRows(t, "the subnet put back", func(r framework.OVNRows) bool {
+		o := owned(r, n.UID)
+		return len(o.Switches) == 1 && o.Switches[0].OtherConfig[ovn.SubnetKey] == "10.10.0.0/16"
+	})
+
+	s.db.NBCtl(t, "ls-del", ls.UUID)
+	rows := s.waitRows(t, "the switch recreated", func(r framework.OVNRows) bool {
+		o := owned(r, n.UID)
+		return len(o.Switches) == 1 && o.Switches[0].UUID != ls.UUID
+	})
+	n = s.waitFor(t, "drift", "Ready with the new switch", func(n *samplecrdv1.Network) bool {
+		return ready(n) == "True/Synced" && statusID(n) == owned(rows, n.UID).Switches[0].UUID
+	})
+	checkProgrammed(t, rows, n)
+}
+
+// TestOrphanCleanup puts rows of a Network that does not exist, under this cluster's name and under
+// another's, into the database before the manager starts.
+func TestOrphanCleanup(t *testing.T) {
+	s := newSetup(t)
+	ids := func(owner, uid string) []string {
+		return []string{
+			fmt.Sprintf("external_ids:%q=%q", ovn.OwnerKey, owner),
+			fmt.Sprintf("external_ids:%q=%q", ovn.UIDKey, uid),
+			fmt.Sprintf("external_ids:%q=%q", ovn.NamespaceKey, s.ns),
+			fmt.Sprintf("external_ids:%q=%q", ovn.NameKey, "gone"),
+		}
+	}
+	s.db.NBCtl(t, append([]string{"--", "--id=@ls", "create", "Logical_Switch", "name=orphan"}, ids(cluster, "0d0d0d0d-0000-0000-0000-000000000001")...)...)
+	s.db.NBCtl(t, append([]string{"--", "--id=@ls", "create", "Logical_Switch", "name=foreign"}, ids("another-cluster", "0d0d0d0d-0000-0000-0000-000000000002")...)...)
+	s.startManager(t, nil)
+
+	rows := s.waitRows(t, "the orphan removed", func(r framework.OVNRows) bool {
+		for _, ls := range r.Switches {
+			if ls.Name == "orphan" {
+				return false
+			}
+		}
+		return true
+	})
+	var names []string
+	for _, ls := range rows.Switches {
+		names = append(names, ls.Name)
+	}
+	if len(names) != 1 || names[0] != "foreign" {
+		t.Errorf("switches = %v, want only the other cluster's", names)
+	}
+}
+
+// TestOverlap creates two overlapping Networks: the older is programmed, the younger waits with
+// CIDRConflict, and is programmed by itself once the older one is deleted.
+func TestOverlap(t *testing.T) {
+	s := newSetup(t)
+	s.startManager(t, nil)
+	first := s.create(t, "a-first", "10.30.0.0/16", "10.30.0.1")
+	s.waitReady(t, "a-first")
+	second := s.create(t, "b-second", "10.30.5.0/24", "10.30.5.1")
+	n := s.waitFor(t, "b-second", "CIDRConflict", func(n *samplecrdv1.Network) bool { return ready(n) == "False/CIDRConflict" })
+	msg := n.Status.Conditions[0].Message
+	if !strings.Contains(msg, s.ns+"/a-first") {
+		t.Errorf("conflict message %q does not name the winner", msg)
+	}
+	if o := owned(s.db.Dump(t), second.UID); len(o.Switches) != 0 {
+		t.Errorf("the conflicting Network was programmed: %+v", o.Switches)
+	}
+
+	if err := s.client.SamplecrdV1().Networks(s.ns).Delete(context.Background(), "a-first", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	n = s.waitReady(t, "b-second")
+	rows := s.db.Dump(t)
+	checkProgrammed(t, rows, n)
+	if o := owned(rows, first.UID); len(o.Switches) != 0 {
+		t.Errorf("the deleted Network's switch is still there")
+	}
+}
+
+// TestBackendDown creates a Network while ovsdb-server is down: it reports the error, and becomes
+// Ready by itself once the server is back, with exactly one set of rows.
+func TestBackendDown(t *testing.T) {
+	s := newSetup(t)
+	s.startManager(t, nil)
+	s.create(t, "before", "10.40.0.0/16", "10.40.0.1")
+	s.waitReady(t, "before")
+
+	s.db.Stop(t)
+	s.create(t, "during", "10.41.0.0/16", "10.41.0.1")
+	s.waitFor(t, "during", "BackendError", func(n *samplecrdv1.Network) bool { return ready(n) == "False/BackendError" })
+	s.db.Start(t)
+
+	n := s.waitReady(t, "during")
+	rows := s.db.Dump(t)
+	checkProgrammed(t, rows, n)
+	before := s.waitReady(t, "before")
+	checkProgrammed(t, rows, before)
+}
+
+// TestDeletedWhileStopped deletes a Network while no manager runs: the next manager removes its rows
+// and its finalizer.
+func TestDeletedWhileStopped(t *testing.T) {
+	s := newSetup(t)
+	m := s.startManager(t, nil)
+	n := s.create(t, "doomed", "10.50.0.0/16", "10.50.0.1")
+	s.waitReady(t, "doomed")
+	m.stop(t)
+
+	if err := s.client.SamplecrdV1().Networks(s.ns).Delete(context.Background(), "doomed", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// The finalizer holds the object while no controller runs.
+	s.waitFor(t, "doomed", "terminating", func(n *samplecrdv1.Network) bool { return n.DeletionTimestamp != nil })
+	if o := owned(s.db.Dump(t), n.UID); len(o.Switches) != 1 {
+		t.Fatalf("the rows went without a controller: %+v", o)
+	}
+
+	s.startManager(t, nil)
+	s.waitGone(t, "doomed")
+	if o := owned(s.db.Dump(t), n.UID); len(o.Switches)+len(o.SwitchPorts)+len(o.RouterPorts) != 0 {
+		t.Errorf("rows left: %+v", o)
+	}
+}
+
+// TestManyNetworks creates 500 Networks at once from 32 clients and waits until every one is Ready
+// with exactly one set of rows.
+func TestManyNetworks(t *testing.T) {
+	const count, clients = 500, 32
+	s := newSetup(t)
+	opts := app.NewOptions()
+	s.startManager(t, nil)
+	ctx := context.Background()
+
+	start := time.Now()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, count)
+	for range clients {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < count; i = int(next.Add(1)) - 1 {
+				_, err := s.client.SamplecrdV1().Networks(s.ns).Create(ctx, &samplecrdv1.Network{
+					ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("net-%03d", i)},
+					Spec: samplecrdv1.NetworkSpec{
+						Cidr:    fmt.Sprintf("10.%d.%d.0/24", 100+i/256, i%256),
+						Gateway: fmt.Sprintf("10.%d.%d.1", 100+i/256, i%256),
+					},
+				}, metav1.CreateOptions{})
+				if err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("creating Networks: %v", err)
+	}
+	created := time.Since(start)
+
+	var list *samplecrdv1.NetworkList
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 5*time.Minute, true, func(ctx context.Context) (bool, error) {
+		l, err := s.client.SamplecrdV1().Networks(s.ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, nil
+		}
+		list = l
+		for i := range l.Items {
+			if ready(&l.Items[i]) != "True/Synced" {
+				return false, nil
+			}
+		}
+		return len(l.Items) == count, nil
+	})
+	elapsed := time.Since(start)
+	if err != nil {
+		notReady := 0
+		for i := range list.Items {
+			if ready(&list.Items[i]) != "True/Synced" {
+				notReady++
+			}
+		}
+		t.Fatalf("%d of %d Networks not Ready after %v", notReady, count, elapsed)
+	}
+	t.Logf("%d Networks created in %v and all Ready in %v: %.0f Networks/s (client QPS %v, burst %d, %d workers)",
+		count, created.Round(time.Millisecond), elapsed.Round(time.Millisecond), float64(count)/elapsed.Seconds(),
+		opts.KubeAPIQPS, opts.KubeAPIBurst, opts.NetworkWorkers)
+
+	rows := s.db.Dump(t)
+	for i := range list.Items {
+		checkProgrammed(t, rows, &list.Items[i])
+	}
+	if len(rows.Switches) != count || len(rows.SwitchPorts) != count || len(rows.RouterPorts) != count || len(rows.Routers) != 1 {
+		t.Errorf("database holds %d switches, %d switch ports, %d router ports, %d routers; want %d, %d, %d, 1",
+			len(rows.Switches), len(rows.SwitchPorts), len(rows.RouterPorts), len(rows.Routers), count, count, count)
+	}
+}
