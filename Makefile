@@ -22,8 +22,9 @@ generate: ## Regenerate deepcopy, clientset, informers, listers, apply configura
 	hack/update-codegen.sh
 
 .PHONY: tools
-tools: ## Build the test control plane (kube-apiserver, etcd) into bin/control-plane when missing.
+tools: ## Build the test control plane (kube-apiserver, etcd) when missing; install ovsdb-server when missing.
 	hack/build-control-plane.sh
+	hack/ensure-ovn.sh
 
 .PHONY: test
 test: tools ## Run every test (unit and integration, with -race); builds what they need first.

@@ -65,6 +65,10 @@ func (s *setup) startManager(t *testing.T, tweak func(*app.Options)) *manager {
 	o := app.NewOptions()
 	o.OVNNorthbound = s.db.Endpoint()
 	o.ClusterName = cluster
+	// Servers are the manager tests' business; here they would only compete for ports.
+	o.MetricsBindAddress, o.HealthProbeBindAddress = "0", "0"
+	// One Lease per test namespace, so that a test never waits for an earlier test's leader.
+	o.LeaderElection.Namespace = s.ns
 	if tweak != nil {
 		tweak(o)
 	}
