@@ -1,0 +1,8 @@
+package podcount
+
+// ReasonSuccessCalculatePod is the reason of the "pod count is N" events, as in the tutorial.
+const ReasonSuccessCalculatePod = "SuccessCalculatePod"
+
+// ReasonLabelFailed is the reason of the Warning event recorded on a node whose label could not be
+// written.
+const ReasonLabelFailed = "LabelFailed"
