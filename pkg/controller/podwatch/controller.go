@@ -1,0 +1,186 @@
+package podwatch
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
+
+	"github.com/samplecrd/samplecrd-controller/pkg/metrics"
+)
+
+// ControllerName names the controller in logs and metrics.
+const ControllerName = "podwatch-controller"
+
+// DefaultMaxRetries is how many times a failing key is retried before it is dropped, as in the
+// tutorial.
+const DefaultMaxRetries = 5
+
+// Controller prints the pods of one namespace as they change.
+type Controller struct {
+	// indexer is the informer's cache of the namespace's pods.
+	indexer cache.Indexer
+	// informer lists and watches the pods; the controller owns it, as the tutorial does.
+	informer cache.Controller
+	// queue holds the keys of pods that changed.
+	queue workqueue.TypedRateLimitingInterface[cache.ObjectName]
+	// out is where the tutorial's lines are printed.
+	out io.Writer
+	// maxRetries bounds the retries of a failing key.
+	maxRetries int
+}
+
+// Options tune a Controller; the zero value gives the defaults.
+type Options struct {
+	// MaxRetries is how many times a failing key is retried; DefaultMaxRetries when zero.
+	MaxRetries int
+	// RateLimiter paces retries; client-go's default controller rate limiter when nil.
+	RateLimiter workqueue.TypedRateLimiter[cache.ObjectName]
+}
+
+// NewController returns a podwatch controller for the pods in namespace, printing to out. It
+// starts nothing.
+func NewController(ctx context.Context, client kubernetes.Interface, namespace string, out io.Writer, opts Options) (*Controller, error) {
+	logger := klog.FromContext(ctx)
+	if opts.MaxRetries == 0 {
+		opts.MaxRetries = DefaultMaxRetries
+	}
+	if opts.RateLimiter == nil {
+		opts.RateLimiter = workqueue.DefaultTypedControllerRateLimiter[cache.ObjectName]()
+	}
+	// The tutorial's ListWatch on the namespace's pods, through the typed client.
+	pods := client.CoreV1().Pods(namespace)
+	// The wrapper lets a client that cannot stream the initial list (a fake one) fall back to
+	// list-then-watch, as client-go's generated informers do.
+	lw := cache.ToListWatcherWithWatchListSemantics(&cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, options metav1.ListOptions) (runtime.Object, error) {
+			return pods.List(ctx, options)
+		},
+		WatchFuncWithContext: func(ctx context.Context, options metav1.ListOptions) (watch.Interface, error) {
+			return pods.Watch(ctx, options)
+		},
+	}, client)
+	c := &Controller{
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(opts.RateLimiter,
+			workqueue.TypedRateLimitingQueueConfig[cache.ObjectName]{Name: ControllerName}),
+		out:        out,
+		maxRetries: opts.MaxRetries,
+	}
+	store, informer := cache.NewInformerWithOptions(cache.InformerOptions{
+		ListerWatcher: lw,
+		ObjectType:    &corev1.Pod{},
+		Handler: cache.ResourceEventHandlerFuncs{
+			AddFunc:    c.enqueue,
+			UpdateFunc: func(_, newObj any) { c.enqueue(newObj) },
+			DeleteFunc: c.enqueue,
+		},
+		Indexers: cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc},
+		Logger:   &logger,
+	})
+	// With Indexers set, the store is an indexer, as the tutorial's NewIndexerInformer returns.
+	c.indexer, c.informer = store.(cache.Indexer), informer
+	return c, nil
+}
+
+// enqueue adds the key of a pod, unwrapping the tombstone of a pod deleted while the watch was
+// down.
+func (c *Controller) enqueue(obj any) {
+	name, err := cache.DeletionHandlingObjectToName(obj)
+	if err != nil {
+		utilruntime.HandleError(fmt.Errorf("podwatch: %w", err))
+		return
+	}
+	c.queue.Add(name)
+}
+
+// Run starts the informer, waits for it to sync, starts workers and blocks until ctx is done;
+// then it shuts the queue down and waits for the workers to finish the item in hand.
+func (c *Controller) Run(ctx context.Context, workers int) {
+	defer utilruntime.HandleCrashWithContext(ctx)
+	defer c.queue.ShutDown()
+	logger := klog.FromContext(ctx)
+	logger.Info("Starting controller", "controller", ControllerName, "workers", workers)
+	defer logger.Info("Shutting down controller", "controller", ControllerName)
+
+	var wg wait.Group
+	wg.StartWithContext(ctx, c.informer.RunWithContext)
+	if !cache.WaitForNamedCacheSyncWithContext(ctx, c.informer.HasSynced) {
+		c.queue.ShutDown()
+		wg.Wait()
+		return
+	}
+	for range workers {
+		wg.StartWithContext(ctx, func(ctx context.Context) {
+			wait.UntilWithContext(ctx, c.runWorker, time.Second)
+		})
+	}
+	<-ctx.Done()
+	c.queue.ShutDown()
+	wg.Wait()
+}
+
+func (c *Controller) runWorker(ctx context.Context) {
+	for c.processNextItem(ctx) {
+	}
+}
+
+func (c *Controller) processNextItem(ctx context.Context) bool {
+	key, shutdown := c.queue.Get()
+	if shutdown {
+		return false
+	}
+	defer c.queue.Done(key)
+	start := time.Now()
+	err := c.syncToStdout(ctx, key)
+	metrics.ObserveReconcile(ControllerName, start, err)
+	c.handleErr(ctx, err, key)
+	return true
+}
+
+// syncToStdout prints the tutorial's line for the pod: it exists (added or updated) or it is gone.
+func (c *Controller) syncToStdout(ctx context.Context, key cache.ObjectName) error {
+	obj, exists, err := c.indexer.GetByKey(key.String())
+	if err != nil {
+		return fmt.Errorf("fetching pod %s from the cache: %w", key, err)
+	}
+	logger := klog.FromContext(ctx)
+	if !exists {
+		logger.V(4).Info("Pod does not exist anymore", "pod", key)
+		_, err = fmt.Fprintf(c.out, "Pod %s does not exist anymore\n", key)
+	} else {
+		pod := obj.(*corev1.Pod)
+		logger.V(4).Info("Sync/Add/Update for Pod", "pod", klog.KObj(pod))
+		_, err = fmt.Fprintf(c.out, "Sync/Add/Update for Pod %s\n", pod.Name)
+	}
+	if err != nil {
+		return fmt.Errorf("printing pod %s: %w", key, err)
+	}
+	return nil
+}
+
+// handleErr forgets a key that synced, retries a failing one up to maxRetries times with backoff,
+// then drops it with a log line: a key that keeps failing must not hold the queue forever.
+func (c *Controller) handleErr(ctx context.Context, err error, key cache.ObjectName) {
+	if err == nil {
+		c.queue.Forget(key)
+		return
+	}
+	if c.queue.NumRequeues(key) < c.maxRetries {
+		klog.FromContext(ctx).Info("Syncing pod failed, will retry", "pod", key, "err", err)
+		c.queue.AddRateLimited(key)
+		return
+	}
+	c.queue.Forget(key)
+	utilruntime.HandleErrorWithContext(ctx, err, "Dropping pod out of the queue", "pod", key, "retries", c.maxRetries)
+}
