@@ -6,6 +6,7 @@ import (
 	"io"
 	"sort"
 
+	corev1 "k8s.io/api/core/v1"
 	kubeinformers "k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata/metadatainformer"
@@ -15,6 +16,9 @@ import (
 	"github.com/samplecrd/samplecrd-controller/pkg/backend"
 	"github.com/samplecrd/samplecrd-controller/pkg/backend/ovn"
 	"github.com/samplecrd/samplecrd-controller/pkg/controller/network"
+	"github.com/samplecrd/samplecrd-controller/pkg/controller/nodewatch"
+	"github.com/samplecrd/samplecrd-controller/pkg/controller/podcount"
+	"github.com/samplecrd/samplecrd-controller/pkg/controller/podwatch"
 	clientset "github.com/samplecrd/samplecrd-controller/pkg/generated/clientset/versioned"
 	informers "github.com/samplecrd/samplecrd-controller/pkg/generated/informers/externalversions"
 	"github.com/samplecrd/samplecrd-controller/pkg/metrics"
@@ -55,6 +59,9 @@ type controllerDescriptor struct {
 func controllerDescriptors() []controllerDescriptor {
 	return []controllerDescriptor{
 		{name: "network", controllerName: network.ControllerName, build: buildNetwork},
+		{name: "podcount", controllerName: podcount.ControllerName, build: buildPodCount},
+		{name: "podwatch", controllerName: podwatch.ControllerName, build: buildPodWatch},
+		{name: "nodewatch", controllerName: nodewatch.ControllerName, build: buildNodeWatch},
 	}
 }
 
@@ -81,6 +88,37 @@ func buildNetwork(ctx context.Context, cc *controllerContext) (runFunc, error) {
 		return nil, err
 	}
 	return func(ctx context.Context) { c.Run(ctx, cc.opts.NetworkWorkers) }, nil
+}
+
+func buildPodCount(ctx context.Context, cc *controllerContext) (runFunc, error) {
+	// Metadata only: the count needs no pod bodies, and a pod's metadata is a fraction of its size.
+	pods := cc.metadataInformers.ForResource(corev1.SchemeGroupVersion.WithResource("pods"))
+	c, err := podcount.NewController(ctx, cc.kubeClient, pods, cc.kubeInformers.Core().V1().Nodes(),
+		cc.recorder(podcount.ControllerName), podcount.Options{
+			LabelKey:  cc.opts.PodCount.LabelKey,
+			EventMode: podcount.EventMode(cc.opts.PodCount.EventMode),
+			Period:    cc.opts.PodCount.Period,
+		})
+	if err != nil {
+		return nil, err
+	}
+	return c.Run, nil
+}
+
+func buildPodWatch(ctx context.Context, cc *controllerContext) (runFunc, error) {
+	c, err := podwatch.NewController(ctx, cc.kubeClient, cc.opts.PodWatchNamespace, cc.out, podwatch.Options{})
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) { c.Run(ctx, cc.opts.PodWatchWorkers) }, nil
+}
+
+func buildNodeWatch(ctx context.Context, cc *controllerContext) (runFunc, error) {
+	c, err := nodewatch.NewController(ctx, cc.kubeInformers.Core().V1().Nodes(), cc.out)
+	if err != nil {
+		return nil, err
+	}
+	return c.Run, nil
 }
 
 // buildControllers builds every enabled controller, each with a logger named after it.

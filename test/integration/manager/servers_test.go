@@ -1,0 +1,82 @@
+package manager
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	samplecrdv1 "github.com/samplecrd/samplecrd-controller/pkg/apis/samplecrd/v1"
+	clientset "github.com/samplecrd/samplecrd-controller/pkg/generated/clientset/versioned"
+	"github.com/samplecrd/samplecrd-controller/test/integration/framework"
+)
+
+// TestMetricsAndProbes checks /readyz (ready once caches sync and the backend is connected, not
+// ready while the backend is down) and that /metrics carries the workqueue, reconcile, REST client,
+// backend, leader, Go and process series.
+func TestMetricsAndProbes(t *testing.T) {
+	cfg := env.Config(t)
+	ns := framework.CreateNamespace(t, env.KubeClient(t))
+	db := framework.StartOVSDB(t)
+	m := startManager(t, "manager", "--controllers=network", "--leader-elect=false", "--ovn-nb="+db.Endpoint(), "--cluster-name=metrics")
+	probes := m.ServingAddress(t, "health probes", timeout)
+	metricsAddr := m.ServingAddress(t, "metrics", timeout)
+
+	waitUntil(t, "/readyz to report ready", timeout, func() bool {
+		code, _ := get(t, "http://"+probes+"/readyz")
+		return code == 200
+	})
+	_, body := get(t, "http://"+probes+"/readyz")
+	for _, want := range []string{"[+]informers ok", "[+]backend-ovn ok"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/readyz does not say %q:\n%s", want, body)
+		}
+	}
+	if code, _ := get(t, "http://"+probes+"/healthz"); code != 200 {
+		t.Errorf("/healthz answered %d", code)
+	}
+
+	client := clientset.NewForConfigOrDie(cfg)
+	if _, err := client.SamplecrdV1().Networks(ns).Create(context.Background(), &samplecrdv1.Network{
+		ObjectMeta: metav1.ObjectMeta{Name: "metered"},
+		Spec:       samplecrdv1.NetworkSpec{Cidr: "10.60.0.0/16", Gateway: "10.60.0.1"},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "a successful network sync in the metrics", timeout, func() bool {
+		return metricValue(t, metricsAddr, "samplecrd_reconcile_total", `controller="network-controller",result="success"`) >= 1
+	})
+	for _, series := range []struct{ name, labels string }{
+		{"workqueue_depth", `name="network-controller"`},
+		{"workqueue_adds_total", `name="network-controller"`},
+		{"workqueue_queue_duration_seconds_count", `name="network-controller"`},
+		{"workqueue_work_duration_seconds_count", `name="network-controller"`},
+		{"workqueue_retries_total", `name="network-controller"`},
+		{"workqueue_unfinished_work_seconds", `name="network-controller"`},
+		{"workqueue_longest_running_processor_seconds", `name="network-controller"`},
+		{"samplecrd_reconcile_duration_seconds_count", `controller="network-controller"`},
+		{"samplecrd_backend_request_duration_seconds_count", `backend="ovn",operation="ensure"`},
+		{"samplecrd_rest_client_requests_total", `code="200"`},
+		{"samplecrd_rest_client_request_duration_seconds_count", `verb="PATCH"`},
+		{"samplecrd_leader", ""},
+		{"go_goroutines", ""},
+		{"process_resident_memory_bytes", ""},
+	} {
+		if v := metricValue(t, metricsAddr, series.name, series.labels); v < 0 {
+			t.Errorf("/metrics has no series %s{%s}", series.name, series.labels)
+		}
+	}
+
+	// The backend goes away: not ready, saying why; it comes back: ready again.
+	db.Stop(t)
+	waitUntil(t, "/readyz to report the backend down", timeout, func() bool {
+		code, body := get(t, "http://"+probes+"/readyz")
+		return code == 500 && strings.Contains(body, "[-]backend-ovn failed")
+	})
+	db.Start(t)
+	waitUntil(t, "/readyz to recover", timeout, func() bool {
+		code, _ := get(t, "http://"+probes+"/readyz")
+		return code == 200
+	})
+}
