@@ -19,7 +19,7 @@ import (
 	clientset "github.com/samplecrd/samplecrd-controller/pkg/generated/clientset/versioned"
 	samplecrdinformers "github.com/samplecrd/samplecrd-controller/pkg/generated/informers/externalversions/samplecrd/v1"
 	listers "github.com/samplecrd/samplecrd-controller/pkg/generated/listers/samplecrd/v1"
-	"github.com/samplecrd/samplecrd-controller/pkg/metrics"
+	"github.com/samplecrd/samplecrd-controller/pkg/controller/worker"
 )
 
 // ControllerName names the controller in logs, events and metrics.
@@ -192,7 +192,7 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 	var wg wait.Group
 	for range workers {
 		wg.StartWithContext(ctx, func(ctx context.Context) {
-			wait.UntilWithContext(ctx, c.runWorker, time.Second)
+			wait.UntilWithContext(ctx, c.loop().Run, time.Second)
 		})
 	}
 	wg.StartWithContext(ctx, func(ctx context.Context) {
@@ -239,27 +239,14 @@ func (c *Controller) sweepOrphans(ctx context.Context) {
 	}
 }
 
-func (c *Controller) runWorker(ctx context.Context) {
-	for c.processNextWorkItem(ctx) {
+// loop is the work loop: each key is synced with a logger that names the Network.
+func (c *Controller) loop() worker.Loop[cache.ObjectName] {
+	return worker.Loop[cache.ObjectName]{
+		Controller: ControllerName,
+		Queue:      c.queue,
+		Sync: func(ctx context.Context, key cache.ObjectName) error {
+			logger := klog.LoggerWithValues(klog.FromContext(ctx), "network", key)
+			return c.syncNetwork(klog.NewContext(ctx, logger), key)
+		},
 	}
-}
-
-func (c *Controller) processNextWorkItem(ctx context.Context) bool {
-	key, shutdown := c.queue.Get()
-	if shutdown {
-		return false
-	}
-	defer c.queue.Done(key)
-
-	logger := klog.LoggerWithValues(klog.FromContext(ctx), "network", key)
-	start := time.Now()
-	err := c.syncNetwork(klog.NewContext(ctx, logger), key)
-	metrics.ObserveReconcile(ControllerName, start, err)
-	if err == nil {
-		c.queue.Forget(key)
-		return true
-	}
-	utilruntime.HandleErrorWithContext(ctx, err, "Syncing Network failed, will retry", "network", key)
-	c.queue.AddRateLimited(key)
-	return true
 }

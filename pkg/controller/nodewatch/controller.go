@@ -18,7 +18,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 
-	"github.com/samplecrd/samplecrd-controller/pkg/metrics"
+	"github.com/samplecrd/samplecrd-controller/pkg/controller/worker"
 )
 
 // ControllerName names the controller in logs and metrics.
@@ -91,7 +91,8 @@ func (c *Controller) Run(ctx context.Context) {
 	}
 	var wg wait.Group
 	wg.StartWithContext(ctx, func(ctx context.Context) {
-		wait.UntilWithContext(ctx, c.runWorker, time.Second)
+		loop := worker.Loop[string]{Controller: ControllerName, Queue: c.queue, Sync: c.syncNode}
+		wait.UntilWithContext(ctx, loop.Run, time.Second)
 	})
 	<-ctx.Done()
 	c.queue.ShutDown()
@@ -112,29 +113,6 @@ func (c *Controller) printNodeList() error {
 	sort.Strings(names)
 	_, err = fmt.Fprintln(c.out, "nodelist:", strings.Join(names, " "))
 	return err
-}
-
-func (c *Controller) runWorker(ctx context.Context) {
-	for c.processNextItem(ctx) {
-	}
-}
-
-func (c *Controller) processNextItem(ctx context.Context) bool {
-	name, shutdown := c.queue.Get()
-	if shutdown {
-		return false
-	}
-	defer c.queue.Done(name)
-	start := time.Now()
-	err := c.syncNode(ctx, name)
-	metrics.ObserveReconcile(ControllerName, start, err)
-	if err == nil {
-		c.queue.Forget(name)
-		return true
-	}
-	utilruntime.HandleErrorWithContext(ctx, err, "Printing a node change failed, will retry", "node", name)
-	c.queue.AddRateLimited(name)
-	return true
 }
 
 // syncNode prints what changed about one node since it was last printed: added, updated (a new

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +14,8 @@ import (
 	kubeinformers "k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/klog/v2/ktesting"
+
+	"github.com/samplecrd/samplecrd-controller/internal/syncbuf"
 )
 
 func node(name, rv string) *corev1.Node {
@@ -69,23 +70,6 @@ func TestSyncNode(t *testing.T) {
 	}
 }
 
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestRun runs the controller on a fake clientset: the node list comes first, sorted, and the
 // nodes in it are not printed again as adds; later adds and deletes each print one line.
 func TestRun(t *testing.T) {
@@ -93,7 +77,7 @@ func TestRun(t *testing.T) {
 	ctx, cancel := context.WithCancel(ctx)
 	client := fake.NewClientset(node("b", "1"), node("a", "1"))
 	informers := kubeinformers.NewSharedInformerFactory(client, 0)
-	out := &lockedBuffer{}
+	out := &syncbuf.Buffer{}
 	c, err := NewController(ctx, informers.Core().V1().Nodes(), out)
 	if err != nil {
 		t.Fatal(err)

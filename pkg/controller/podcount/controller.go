@@ -18,7 +18,7 @@ import (
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
-	"github.com/samplecrd/samplecrd-controller/pkg/metrics"
+	"github.com/samplecrd/samplecrd-controller/pkg/controller/worker"
 )
 
 // ControllerName names the controller in logs, events and metrics.
@@ -204,7 +204,12 @@ func (c *Controller) Run(ctx context.Context) {
 	}
 	var wg wait.Group
 	wg.StartWithContext(ctx, func(ctx context.Context) {
-		wait.UntilWithContext(ctx, c.runWorker, time.Second)
+		loop := worker.Loop[cache.ObjectName]{
+			Controller: ControllerName,
+			Queue:      c.queue,
+			Sync:       func(ctx context.Context, _ cache.ObjectName) error { return c.syncCount(ctx) },
+		}
+		wait.UntilWithContext(ctx, loop.Run, time.Second)
 	})
 	wg.StartWithContext(ctx, func(ctx context.Context) {
 		// The tutorial's periodic pass (wait.NonSlidingUntil: the period runs from the start of
@@ -214,28 +219,4 @@ func (c *Controller) Run(ctx context.Context) {
 	<-ctx.Done()
 	c.queue.ShutDown()
 	wg.Wait()
-}
-
-func (c *Controller) runWorker(ctx context.Context) {
-	for c.processNextWorkItem(ctx) {
-	}
-}
-
-func (c *Controller) processNextWorkItem(ctx context.Context) bool {
-	key, shutdown := c.queue.Get()
-	if shutdown {
-		return false
-	}
-	defer c.queue.Done(key)
-
-	start := time.Now()
-	err := c.syncCount(ctx)
-	metrics.ObserveReconcile(ControllerName, start, err)
-	if err == nil {
-		c.queue.Forget(key)
-		return true
-	}
-	utilruntime.HandleErrorWithContext(ctx, err, "Counting pods failed, will retry")
-	c.queue.AddRateLimited(key)
-	return true
 }

@@ -17,7 +17,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 
-	"github.com/samplecrd/samplecrd-controller/pkg/metrics"
+	"github.com/samplecrd/samplecrd-controller/pkg/controller/worker"
 )
 
 // ControllerName names the controller in logs and metrics.
@@ -122,7 +122,7 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 	}
 	for range workers {
 		wg.StartWithContext(ctx, func(ctx context.Context) {
-			wait.UntilWithContext(ctx, c.runWorker, time.Second)
+			wait.UntilWithContext(ctx, c.loop().Run, time.Second)
 		})
 	}
 	<-ctx.Done()
@@ -130,22 +130,10 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 	wg.Wait()
 }
 
-func (c *Controller) runWorker(ctx context.Context) {
-	for c.processNextItem(ctx) {
-	}
-}
-
-func (c *Controller) processNextItem(ctx context.Context) bool {
-	key, shutdown := c.queue.Get()
-	if shutdown {
-		return false
-	}
-	defer c.queue.Done(key)
-	start := time.Now()
-	err := c.syncToStdout(ctx, key)
-	metrics.ObserveReconcile(ControllerName, start, err)
-	c.handleErr(ctx, err, key)
-	return true
+// loop is the work loop: a key that keeps failing is dropped after maxRetries retries, as in the
+// tutorial.
+func (c *Controller) loop() worker.Loop[cache.ObjectName] {
+	return worker.Loop[cache.ObjectName]{Controller: ControllerName, Queue: c.queue, Sync: c.syncToStdout, MaxRetries: c.maxRetries}
 }
 
 // syncToStdout prints the tutorial's line for the pod: it exists (added or updated) or it is gone.
@@ -167,20 +155,4 @@ func (c *Controller) syncToStdout(ctx context.Context, key cache.ObjectName) err
 		return fmt.Errorf("printing pod %s: %w", key, err)
 	}
 	return nil
-}
-
-// handleErr forgets a key that synced, retries a failing one up to maxRetries times with backoff,
-// then drops it with a log line: a key that keeps failing must not hold the queue forever.
-func (c *Controller) handleErr(ctx context.Context, err error, key cache.ObjectName) {
-	if err == nil {
-		c.queue.Forget(key)
-		return
-	}
-	if c.queue.NumRequeues(key) < c.maxRetries {
-		klog.FromContext(ctx).Info("Syncing pod failed, will retry", "pod", key, "err", err)
-		c.queue.AddRateLimited(key)
-		return
-	}
-	c.queue.Forget(key)
-	utilruntime.HandleErrorWithContext(ctx, err, "Dropping pod out of the queue", "pod", key, "retries", c.maxRetries)
 }

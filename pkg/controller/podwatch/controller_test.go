@@ -1,11 +1,9 @@
 package podwatch
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,25 +15,9 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2/ktesting"
+
+	"github.com/samplecrd/samplecrd-controller/internal/syncbuf"
 )
-
-// lockedBuffer is an io.Writer safe for the worker and the test at once.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // TestRunPrintsTheTutorialsLines runs the controller against a fake clientset: pods in the watched
 // namespace are printed as they come and go; pods elsewhere are not.
@@ -44,7 +26,7 @@ func TestRunPrintsTheTutorialsLines(t *testing.T) {
 	ctx, cancel := context.WithCancel(ctx)
 	existing := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "existing"}}
 	client := fake.NewClientset(existing)
-	out := &lockedBuffer{}
+	out := &syncbuf.Buffer{}
 	c, err := NewController(ctx, client, "default", out, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +60,7 @@ func TestRunPrintsTheTutorialsLines(t *testing.T) {
 	}
 }
 
-func waitForOutput(t *testing.T, out *lockedBuffer, s string) {
+func waitForOutput(t *testing.T, out *syncbuf.Buffer, s string) {
 	t.Helper()
 	err := wait.PollUntilContextTimeout(context.Background(), 5*time.Millisecond, 30*time.Second, true,
 		func(context.Context) (bool, error) { return strings.Contains(out.String(), s), nil })
@@ -112,7 +94,7 @@ func TestFailingKeyIsDroppedAfterMaxRetries(t *testing.T) {
 		key := cache.ObjectName{Namespace: "default", Name: "gone"}
 		c.queue.Add(key)
 		for c.queue.Len() > 0 {
-			c.processNextItem(ctx)
+			c.loop().ProcessNextItem(ctx)
 		}
 		want := maxRetries
 		if want == 0 {
