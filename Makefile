@@ -8,6 +8,9 @@ GO ?= go
 UNIT_PKGS := ./pkg/... ./cmd/...
 INTEGRATION_PKGS := ./test/...
 TEST_FLAGS ?= -race -count=1 -timeout 45m
+# State directory of make run and make local-up: kubeconfig, OVN socket, data and logs. The targets
+# run a built bin/localenv rather than 'go run', which exits 1 after any Ctrl-C.
+LOCAL_DIR ?= .local
 
 .PHONY: help
 help: ## Show this help.
@@ -16,6 +19,21 @@ help: ## Show this help.
 .PHONY: build
 build: ## Build every package, and the manager into bin/ once it exists.
 	$(GO) build ./...
+
+.PHONY: run
+run: ## Run the whole system locally (control plane, OVN, the example Network, the manager); Ctrl-C stops it all.
+	$(GO) build -o bin/localenv ./hack/localenv
+	bin/localenv run --dir $(LOCAL_DIR)
+
+.PHONY: local-up
+local-up: ## Start the control plane, OVN and the example objects in the background, without the manager.
+	$(GO) build -o bin/localenv ./hack/localenv
+	bin/localenv up --dir $(LOCAL_DIR)
+
+.PHONY: local-down
+local-down: ## Stop what local-up started and wait until every process is gone.
+	$(GO) build -o bin/localenv ./hack/localenv
+	bin/localenv down --dir $(LOCAL_DIR)
 
 .PHONY: generate
 generate: ## Regenerate deepcopy, clientset, informers, listers, apply configurations and the CRD.
