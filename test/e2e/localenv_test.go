@@ -1,0 +1,419 @@
+// Package e2e tests the project the way a user runs it: the Makefile's local-up, run and local-down
+// targets, and the built manager against the environment they start. Each test uses a state
+// directory of its own (LOCAL_DIR), so it never touches a developer's .local.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	samplecrdv1 "github.com/samplecrd/samplecrd-controller/pkg/apis/samplecrd/v1"
+	"github.com/samplecrd/samplecrd-controller/pkg/backend/ovn"
+	clientset "github.com/samplecrd/samplecrd-controller/pkg/generated/clientset/versioned"
+	"github.com/samplecrd/samplecrd-controller/test/integration/framework"
+)
+
+const (
+	// The example the environment applies, from examples/example-network.yaml.
+	exampleNamespace = "default"
+	exampleName      = "example-network"
+	exampleCIDR      = "192.168.0.0/16"
+	// clusterName is the manager's default --cluster-name, the prefix of its OVN names.
+	clusterName = "kubernetes"
+	// podCountLabel is the podcount controller's default label.
+	podCountLabel = "hopegi/pod-count"
+	// controlPlaneLabel marks the control-plane node the environment creates.
+	controlPlaneLabel = "node-role.kubernetes.io/control-plane"
+
+	// upTimeout bounds make local-up and make run until the environment is up; kube-apiserver's
+	// start takes most of it, and the first make builds bin/localenv.
+	upTimeout = 5 * time.Minute
+	// readyTimeout bounds how long the manager may take to make the example Ready and count pods.
+	readyTimeout = 2 * time.Minute
+	// stopTimeout bounds make local-down and the stop of make run.
+	stopTimeout = 3 * time.Minute
+)
+
+// requirePrerequisites skips the test, or fails it under CI=true, when something the environment
+// needs is missing. make local-up would build or install them, but in minutes and as root: 'make
+// test' does it first, through 'make tools'.
+func requirePrerequisites(t *testing.T) {
+	t.Helper()
+	var missing []string
+	for _, tool := range []string{"make", "go"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			missing = append(missing, fmt.Sprintf("%s is not in PATH", tool))
+		}
+	}
+	if err := framework.CheckControlPlaneBinaries(); err != nil {
+		missing = append(missing, err.Error())
+	}
+	if err := framework.CheckOVNBinaries(); err != nil {
+		missing = append(missing, err.Error())
+	}
+	if len(missing) == 0 {
+		return
+	}
+	if framework.InCI() {
+		t.Fatalf("CI=true and a prerequisite is missing: %s", strings.Join(missing, "; "))
+	}
+	t.Skipf("skipping: %s", strings.Join(missing, "; "))
+}
+
+// makeTarget runs make TARGET LOCAL_DIR=dir in the repository and returns its combined output.
+func makeTarget(ctx context.Context, target, dir string) (string, error) {
+	cmd := exec.CommandContext(ctx, "make", "--no-print-directory", "-C", framework.RepoRoot(), target, "LOCAL_DIR="+dir)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// recorded is one line of the environment's pids file: NAME PID START.
+type recorded struct {
+	name  string
+	pid   int
+	start string
+}
+
+// readPids reads the processes the environment recorded in DIR/pids.
+func readPids(t *testing.T, dir string) []recorded {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, "pids"))
+	if err != nil {
+		t.Fatalf("reading the processes the environment recorded: %v", err)
+	}
+	var out []recorded
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 3 {
+			t.Fatalf("malformed line %q in %s/pids", line, dir)
+		}
+		pid, err := strconv.Atoi(f[1])
+		if err != nil {
+			t.Fatalf("malformed line %q in %s/pids: %v", line, dir, err)
+		}
+		out = append(out, recorded{name: f[0], pid: pid, start: f[2]})
+	}
+	return out
+}
+
+// running reports whether the recorded process still runs: its pid exists with the same start
+// time (field 22 of /proc/PID/stat) and is not a zombie.
+func running(p recorded) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.pid))
+	if err != nil {
+		return false
+	}
+	s := string(data)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	return len(fields) > 19 && fields[19] == p.start && fields[0] != "Z" && fields[0] != "X"
+}
+
+// checkRecorded fails unless every one of names was recorded and runs.
+func checkRecorded(t *testing.T, procs []recorded, names ...string) {
+	t.Helper()
+	for _, name := range names {
+		found := false
+		for _, p := range procs {
+			if p.name == name {
+				found = true
+				if !running(p) {
+					t.Errorf("%s (pid %d) was recorded but does not run", name, p.pid)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no %s among the recorded processes %v", name, procs)
+		}
+	}
+}
+
+// checkNothingLeft fails if any recorded process still runs, or if the environment's state (all
+// but its logs) is still there.
+func checkNothingLeft(t *testing.T, dir string, procs []recorded) {
+	t.Helper()
+	for _, p := range procs {
+		if running(p) {
+			t.Errorf("%s (pid %d) still runs after the environment stopped", p.name, p.pid)
+		}
+	}
+	for _, name := range []string{"kubeconfig", "ovnnb.sock", "ovnnb.db", "etcd", "certs", "pids", "ready"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			t.Errorf("%s is still there after the environment stopped", filepath.Join(dir, name))
+		}
+	}
+}
+
+// clients reads the environment's kubeconfig.
+func clients(t *testing.T, dir string) (kubernetes.Interface, clientset.Interface) {
+	t.Helper()
+	cfg, err := clientcmd.BuildConfigFromFlags("", filepath.Join(dir, "kubeconfig"))
+	if err != nil {
+		t.Fatalf("reading the environment's kubeconfig: %v", err)
+	}
+	cfg.QPS = -1
+	return kubernetes.NewForConfigOrDie(rest.CopyConfig(cfg)), clientset.NewForConfigOrDie(cfg)
+}
+
+// waitFor polls cond until it holds, failing the test with what when it does not within timeout.
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func(ctx context.Context) (bool, string)) {
+	t.Helper()
+	var last string
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		ok, state := cond(ctx)
+		last = state
+		return ok, nil
+	})
+	if err != nil {
+		t.Fatalf("%s: not within %v; last seen: %s", what, timeout, last)
+	}
+}
+
+// checkSystemWorks waits for what a user looks at: the example Network Ready, its OVN logical
+// switch with the example's subnet, and the control-plane node labelled with the number of pods.
+func checkSystemWorks(t *testing.T, dir string) {
+	t.Helper()
+	kube, client := clients(t, dir)
+
+	var network *samplecrdv1.Network
+	waitFor(t, "the example Network turns Ready", readyTimeout, func(ctx context.Context) (bool, string) {
+		n, err := client.SamplecrdV1().Networks(exampleNamespace).Get(ctx, exampleName, metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		network = n
+		return meta.IsStatusConditionTrue(n.Status.Conditions, samplecrdv1.ConditionReady), fmt.Sprintf("conditions %+v", n.Status.Conditions)
+	})
+
+	wantSwitch := ovn.SwitchName(clusterName, exampleNamespace, exampleName)
+	if b := network.Status.Backend; b == nil || b.Type != "ovn" || b.Name != wantSwitch {
+		t.Errorf("status.backend = %+v; want the OVN logical switch %s", b, wantSwitch)
+	}
+	nbctl, err := exec.LookPath("ovn-nbctl")
+	if err != nil {
+		t.Fatalf("ovn-nbctl: %v", err)
+	}
+	db := "--db=unix:" + filepath.Join(dir, "ovnnb.sock")
+	out, err := exec.Command(nbctl, db, "--timeout=20", "get", "Logical_Switch", wantSwitch, "other_config:subnet").CombinedOutput()
+	if err != nil {
+		t.Fatalf("ovn-nbctl get Logical_Switch %s: %v: %s", wantSwitch, err, out)
+	}
+	if got := strings.Trim(strings.TrimSpace(string(out)), `"`); got != exampleCIDR {
+		t.Errorf("the logical switch %s has subnet %q; want %q", wantSwitch, got, exampleCIDR)
+	}
+
+	waitFor(t, "the control-plane node carries the pod count", readyTimeout, func(ctx context.Context) (bool, string) {
+		pods, err := kube.CoreV1().Pods(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		nodes, err := kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: controlPlaneLabel})
+		if err != nil {
+			return false, err.Error()
+		}
+		if len(pods.Items) == 0 || len(nodes.Items) == 0 {
+			return false, fmt.Sprintf("%d pods, %d control-plane nodes: the environment should create both", len(pods.Items), len(nodes.Items))
+		}
+		want := strconv.Itoa(len(pods.Items))
+		var states []string
+		ok := true
+		for _, n := range nodes.Items {
+			got := n.Labels[podCountLabel]
+			ok = ok && got == want
+			states = append(states, fmt.Sprintf("node %s has %s=%q, want %q", n.Name, podCountLabel, got, want))
+		}
+		return ok, strings.Join(states, "; ")
+	})
+}
+
+// TestLocalUpAndDown starts the environment with make local-up, runs the built manager against it
+// as the printed instructions say, checks that the system works, and stops it with make
+// local-down: nothing the environment started may be left.
+func TestLocalUpAndDown(t *testing.T) {
+	requirePrerequisites(t)
+	dir := t.TempDir()
+	ctx := context.Background()
+	down := sync.OnceValues(func() (string, error) {
+		ctx, cancel := context.WithTimeout(ctx, stopTimeout)
+		defer cancel()
+		return makeTarget(ctx, "local-down", dir)
+	})
+	t.Cleanup(func() {
+		if out, err := down(); err != nil {
+			t.Errorf("make local-down: %v\n%s", err, out)
+		}
+		if t.Failed() {
+			for _, name := range []string{"localenv.log", "kube-apiserver.log", "ovsdb-server.log"} {
+				if data, err := os.ReadFile(filepath.Join(dir, name)); err == nil {
+					t.Logf("%s:\n%s", name, lastLines(string(data), 40))
+				}
+			}
+		}
+	})
+
+	bin, err := framework.BuildManager(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	upCtx, cancel := context.WithTimeout(ctx, upTimeout)
+	out, err := makeTarget(upCtx, "local-up", dir)
+	cancel()
+	if err != nil {
+		t.Fatalf("make local-up: %v\n%s", err, out)
+	}
+	t.Logf("make local-up:\n%s", out)
+	procs := readPids(t, dir)
+	checkRecorded(t, procs, "localenv", "etcd", "kube-apiserver", "ovsdb-server")
+
+	// A second start must say that one runs, and leave it alone.
+	out, err = makeTarget(ctx, "local-up", dir)
+	if err == nil || !strings.Contains(out, "already running") {
+		t.Errorf("a second make local-up: err = %v, output:\n%s\nwant a failure saying an environment is already running", err, out)
+	}
+	checkRecorded(t, procs, "localenv", "etcd", "kube-apiserver", "ovsdb-server")
+
+	manager := framework.StartProcess(t, "samplecrd-controller", bin,
+		"--kubeconfig", filepath.Join(dir, "kubeconfig"),
+		"--ovn-nb", "unix:"+filepath.Join(dir, "ovnnb.sock"),
+		"--leader-elect=false",
+		"--metrics-bind-address=0", "--health-probe-bind-address=0",
+	)
+	checkSystemWorks(t, dir)
+
+	manager.Signal(t, syscall.SIGINT)
+	if code := manager.Wait(t, time.Minute); code != 0 {
+		t.Errorf("the manager exited with status %d after SIGINT; want 0", code)
+	}
+	out, err = down()
+	if err != nil {
+		t.Fatalf("make local-down: %v\n%s", err, out)
+	}
+	t.Logf("make local-down:\n%s", out)
+	checkNothingLeft(t, dir, procs)
+}
+
+// TestMakeRun runs make run as a user does in a terminal, waits for the system to work, and presses
+// Ctrl-C: SIGINT to the terminal's foreground process group, make and all. It must stop everything
+// it started.
+func TestMakeRun(t *testing.T) {
+	requirePrerequisites(t)
+	dir := t.TempDir()
+	ctx := context.Background()
+
+	var output syncBuffer
+	cmd := exec.Command("make", "--no-print-directory", "-C", framework.RepoRoot(), "run", "LOCAL_DIR="+dir)
+	cmd.Stdout, cmd.Stderr = &output, &output
+	// A process group of its own, like a shell's job, so that the test can signal it as a whole.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting make run: %v", err)
+	}
+	exited := make(chan struct{})
+	var waitErr error
+	go func() {
+		waitErr = cmd.Wait()
+		close(exited)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-exited:
+		default:
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-exited
+		}
+		// Whatever a failed run left, make local-down stops.
+		ctx, cancel := context.WithTimeout(ctx, stopTimeout)
+		defer cancel()
+		if out, err := makeTarget(ctx, "local-down", dir); err != nil {
+			t.Errorf("make local-down: %v\n%s", err, out)
+		}
+		if t.Failed() {
+			t.Logf("make run:\n%s", lastLines(output.String(), 80))
+		}
+	})
+
+	waitFor(t, "make run writes the kubeconfig", upTimeout, func(context.Context) (bool, string) {
+		select {
+		case <-exited:
+			t.Fatalf("make run exited: %v", waitErr)
+		default:
+		}
+		_, err := os.Stat(filepath.Join(dir, "kubeconfig"))
+		return err == nil, fmt.Sprint(err)
+	})
+	checkSystemWorks(t, dir)
+	procs := readPids(t, dir)
+	checkRecorded(t, procs, "localenv", "etcd", "kube-apiserver", "ovsdb-server", "samplecrd-controller")
+
+	if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGINT); err != nil {
+		t.Fatalf("sending SIGINT to make run: %v", err)
+	}
+	select {
+	case <-exited:
+	case <-time.After(stopTimeout):
+		t.Fatalf("make run did not exit within %v of SIGINT", stopTimeout)
+	}
+	// make itself got the SIGINT: it waits for its command, then dies of the signal, as after any
+	// Ctrl-C. What matters is that the command stopped everything, and said so.
+	if waitErr != nil && !killedBy(waitErr, syscall.SIGINT) {
+		t.Errorf("make run exited with %v after SIGINT; want status 0 or the signal", waitErr)
+	}
+	if out := output.String(); !strings.Contains(out, "Stopped: nothing is left running") {
+		t.Errorf("make run did not say that it stopped everything; its output ends with:\n%s", lastLines(out, 20))
+	}
+	checkNothingLeft(t, dir, procs)
+}
+
+// killedBy reports whether err is that of a process killed by sig.
+func killedBy(err error, sig syscall.Signal) bool {
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) {
+		return false
+	}
+	status, ok := exit.Sys().(syscall.WaitStatus)
+	return ok && status.Signaled() && status.Signal() == sig
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writes and reads.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
