@@ -50,7 +50,7 @@ func interruptible(onSecond func()) (context.Context, context.CancelFunc) {
 }
 
 // killEverything kills at once every process recorded in dir and every etcd, kube-apiserver and
-// ovsdb-server this process started, for a second Ctrl-C, and exits.
+// ovsdb-server this process started, removes the state but the logs, and exits: the second Ctrl-C.
 func killEverything(dir string) {
 	step("Killing every process at once")
 	procs, _ := readPids(dir)
@@ -62,6 +62,8 @@ func killEverything(dir string) {
 		}
 	}
 	if err := killAll(others); err != nil {
+		fmt.Fprintf(os.Stderr, "localenv: %v\n", err)
+	} else if err := (&Env{dir: dir}).removeState(); err != nil {
 		fmt.Fprintf(os.Stderr, "localenv: %v\n", err)
 	}
 	os.Exit(exitInterrupted)
@@ -110,6 +112,9 @@ func cmdRun(dir string, managerArgs []string) int {
 		return max(code, stopEnv(env, dir))
 	}
 
+	// Watch the environment's processes only: the manager's exit is seen directly.
+	failed := env.Failed(ctx)
+
 	metricsAddr, err := freeLoopbackAddr()
 	if err != nil {
 		return max(fail(err), stopEnv(env, dir))
@@ -154,7 +159,7 @@ func cmdRun(dir string, managerArgs []string) int {
 		fmt.Println()
 		step(fmt.Sprintf("The manager exited (%s); stopping the environment", cmd.ProcessState))
 		code = max(cmd.ProcessState.ExitCode(), 1)
-	case msg := <-env.Failed(ctx):
+	case msg := <-failed:
 		fmt.Println()
 		step(msg + "; stopping everything")
 		stopManager(cmd, exited)
