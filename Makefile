@@ -5,7 +5,7 @@ SHELL := /usr/bin/env bash -o errexit -o nounset -o pipefail
 
 GO ?= go
 # Packages whose tests need nothing but Go, and those that start a control plane or ovsdb-server.
-UNIT_PKGS := ./pkg/... ./cmd/...
+UNIT_PKGS := ./pkg/... ./cmd/... ./internal/... ./hack/localenv/...
 INTEGRATION_PKGS := ./test/...
 TEST_FLAGS ?= -race -count=1 -timeout 45m
 # State directory of make run and make local-up: kubeconfig, OVN socket, data and logs. The targets
@@ -77,4 +77,4 @@ lint: ## Run staticcheck (version pinned in go.mod) on the hand-written packages
 
 .PHONY: clean
 clean: ## Remove built binaries (keeps the control plane, which is slow to build).
-	rm -rf bin/codegen bin/samplecrd-controller
+	rm -rf bin/codegen bin/samplecrd-controller bin/localenv

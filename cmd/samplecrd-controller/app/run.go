@@ -112,7 +112,9 @@ func RunWithConfig(ctx context.Context, o *Options, cfg *rest.Config) error {
 
 	// Events about Networks need the samplecrd types in the scheme the recorder uses.
 	utilruntime.Must(samplecrdscheme.AddToScheme(kubescheme.Scheme))
-	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
+	// The broadcaster outlives ctx: events recorded during the graceful stop (the leader election's
+	// own, when the lease is released) are still sent; the deferred Shutdown ends it.
+	broadcaster := record.NewBroadcaster(record.WithContext(context.WithoutCancel(ctx)))
 	broadcaster.StartStructuredLogging(2)
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kubeClient.CoreV1().Events("")})
 	defer broadcaster.Shutdown()

@@ -16,10 +16,10 @@ import (
 
 	samplecrdv1 "github.com/samplecrd/samplecrd-controller/pkg/apis/samplecrd/v1"
 	"github.com/samplecrd/samplecrd-controller/pkg/backend"
+	"github.com/samplecrd/samplecrd-controller/pkg/controller/worker"
 	clientset "github.com/samplecrd/samplecrd-controller/pkg/generated/clientset/versioned"
 	samplecrdinformers "github.com/samplecrd/samplecrd-controller/pkg/generated/informers/externalversions/samplecrd/v1"
 	listers "github.com/samplecrd/samplecrd-controller/pkg/generated/listers/samplecrd/v1"
-	"github.com/samplecrd/samplecrd-controller/pkg/controller/worker"
 )
 
 // ControllerName names the controller in logs, events and metrics.
