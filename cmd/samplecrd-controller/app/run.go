@@ -126,12 +126,17 @@ func RunWithConfig(ctx context.Context, o *Options, cfg *rest.Config) error {
 	healthz.add("ping", func() error { return nil })
 
 	cc := &controllerContext{
-		opts:              o,
-		kubeClient:        kubeClient,
-		client:            client,
-		kubeInformers:     kubeinformers.NewSharedInformerFactory(kubeClient, 0),
-		metadataInformers: metadatainformer.NewSharedInformerFactory(metadataClient, 0),
-		informers:         informers.NewSharedInformerFactory(client, o.ResyncPeriod),
+		opts:       o,
+		kubeClient: kubeClient,
+		client:     client,
+		// No controller reads managedFields, which are often the largest part of an object's
+		// metadata: the caches drop them, as kube-controller-manager's do.
+		kubeInformers: kubeinformers.NewSharedInformerFactoryWithOptions(kubeClient, 0,
+			kubeinformers.WithTransform(stripManagedFields)),
+		metadataInformers: metadatainformer.NewSharedInformerFactoryWithOptions(metadataClient, 0,
+			metadatainformer.WithTransform(stripManagedFields)),
+		informers: informers.NewSharedInformerFactoryWithOptions(client, o.ResyncPeriod,
+			informers.WithTransform(stripManagedFields)),
 		recorder: func(component string) record.EventRecorder {
 			return broadcaster.NewRecorder(kubescheme.Scheme, corev1.EventSource{Component: component})
 		},
