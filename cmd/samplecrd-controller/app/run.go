@@ -33,6 +33,13 @@ import (
 	"github.com/samplecrd/samplecrd-controller/pkg/metrics"
 )
 
+func init() {
+	// Events about Networks need the samplecrd types in the scheme the recorder uses. The scheme is
+	// global and read by every client: it is written once, here, never while a manager runs (tests
+	// run several managers in one process).
+	utilruntime.Must(samplecrdscheme.AddToScheme(kubescheme.Scheme))
+}
+
 // ErrLeaderLost is returned by Run when the manager lost its lease: it must exit, so that it never
 // writes while another replica leads.
 var ErrLeaderLost = errors.New("leader election lost")
@@ -110,8 +117,6 @@ func RunWithConfig(ctx context.Context, o *Options, cfg *rest.Config) error {
 		return fmt.Errorf("creating the metadata client: %w", err)
 	}
 
-	// Events about Networks need the samplecrd types in the scheme the recorder uses.
-	utilruntime.Must(samplecrdscheme.AddToScheme(kubescheme.Scheme))
 	// The broadcaster outlives ctx: events recorded during the graceful stop (the leader election's
 	// own, when the lease is released) are still sent; the deferred Shutdown ends it.
 	broadcaster := record.NewBroadcaster(record.WithContext(context.WithoutCancel(ctx)))
