@@ -60,6 +60,7 @@ type scenario struct {
 var scenarios = []scenario{
 	{"burst", runBurst},
 	{"steady", runSteady},
+	{"restart", runRestart},
 }
 
 func main() {
@@ -70,7 +71,7 @@ func benchMain() int {
 	var c config
 	var scenarioList, managerArgs string
 	flag.IntVar(&c.networks, "networks", 2000, "Networks created at once by the burst scenario (and Ready when the manager restarts).")
-	flag.StringVar(&scenarioList, "scenarios", "burst,steady", "Comma-separated scenarios to run, in any subset.")
+	flag.StringVar(&scenarioList, "scenarios", "burst,steady,restart", "Comma-separated scenarios to run, in any subset.")
 	flag.StringVar(&c.out, "out", "bench/results", "Directory for the Markdown and JSON results.")
 	flag.IntVar(&c.workers, "workers", 32, "Concurrent requests of the bench's clients.")
 	flag.Float64Var(&c.steadyRate, "steady-rate", 50, "Networks created per second in the steady scenario.")
