@@ -1,0 +1,367 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	coreinformers "k8s.io/client-go/informers/core/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/metadata/metadatainformer"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// podCacheTarget is the most a pod may cost in the podcount controller's metadata-only cache.
+const podCacheTarget = 1024
+
+// runMemory fills the cluster with -memory-networks Networks and -pods pods, starts a fresh
+// manager, and reads its peak RSS once it has checked every Network. Beside it, a small program
+// (this binary, run as a child) caches the same pods with a metadata-only informer and with a
+// full pod informer, and reports the heap each needs per pod.
+func runMemory(ctx context.Context, b *bench) error {
+	const sc = "memory"
+	if b.mgr == nil {
+		if err := b.startManager(ctx); err != nil {
+			return err
+		}
+	}
+	if err := b.ensurePods(ctx, b.cfg.pods); err != nil {
+		return err
+	}
+	if err := b.ensureNetworks(ctx, b.cfg.memoryNetworks); err != nil {
+		return err
+	}
+	networks, _ := b.networks.counts()
+	pods, err := b.countPods(ctx, nsPods)
+	if err != nil {
+		return err
+	}
+	podcount := b.hasController("podcount")
+
+	logf("restarting the manager with %d Networks and %d pods", networks, pods)
+	if err := b.startManager(ctx); err != nil {
+		return err
+	}
+	if _, err := b.quiesce(ctx, b.mgr); err != nil {
+		return err
+	}
+	peak, err := b.mgr.peakRSS()
+	if err != nil {
+		return err
+	}
+	rss, _ := b.mgr.rss()
+	if b.cfg.profile {
+		b.savePprof(b.mgr, sc, "heap")
+	}
+	set, err := b.mgr.scrape()
+	if err != nil {
+		return err
+	}
+	heap := set.sum("go_memstats_heap_inuse_bytes", nil)
+
+	var sizes = map[string]podCacheResult{}
+	for _, mode := range []string{"metadata", "metadata-stripped", "metadata-minimal", "full", "full-stripped"} {
+		r, err := b.measurePodCache(ctx, mode, pods)
+		if err != nil {
+			return err
+		}
+		sizes[mode] = r
+	}
+	meta, full := sizes["metadata-stripped"].PerPod, sizes["full-stripped"].PerPod
+
+	cached := fmt.Sprintf("%d Networks, %d pods cached", networks, pods)
+	if !podcount {
+		cached = fmt.Sprintf("%d Networks (this build has no podcount controller: no pods cached)", networks)
+	}
+	r := row{Scenario: sc, Measure: "manager peak RSS, " + cached,
+		Value: fmtBytes(float64(peak)), Number: float64(peak) / (1 << 20), Unit: "MiB"}
+	if b.emptyRSS > 0 {
+		r.Baseline = fmtBytes(float64(b.emptyRSS)) + " with no objects"
+	}
+	b.add(r,
+		row{Scenario: sc, Measure: "heap per cached pod, metadata-only informer, managedFields dropped (as the manager's)",
+			Value: fmtBytes(meta), Number: meta, Unit: "B",
+			Baseline: fmtBytes(full) + " full pod informer, same", Target: "≤ 1 KiB", Met: met(meta <= podCacheTarget)},
+		row{Scenario: sc, Measure: "heap per cached pod, managedFields kept",
+			Value: fmtBytes(sizes["metadata"].PerPod), Number: sizes["metadata"].PerPod, Unit: "B",
+			Baseline: fmtBytes(sizes["full"].PerPod) + " full pod informer"},
+		row{Scenario: sc, Measure: "heap per cached pod, only namespace, name, uid and resourceVersion kept",
+			Value: fmtBytes(sizes["metadata-minimal"].PerPod), Number: sizes["metadata-minimal"].PerPod, Unit: "B"},
+	)
+	b.explain(sc, "the manager after checking every Network: RSS %s, Go heap in use %s; peak RSS is VmHWM of a manager started with everything in place",
+		fmtBytes(float64(rss)), fmtBytes(heap))
+	b.explain(sc, "per pod: the heap after GC of a program that lists and watches the %d pods with the informer, less its heap before, divided by the pods; the pods are Pending pods of two containers with env, resources, probes and a volume, created by the bench (%s each as JSON)",
+		pods, fmtBytes(float64(samplePodSize())))
+	return nil
+}
+
+// hasController reports whether the manager binary knows the controller name.
+func (b *bench) hasController(name string) bool {
+	out, _ := exec.Command(b.env.managerBin, "--help").CombinedOutput()
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.Contains(line, "--controllers") {
+			_, all, _ := strings.Cut(line, "All: [")
+			all, _, _ = strings.Cut(all, "]")
+			for _, c := range strings.Fields(all) {
+				if c == name {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// countPods counts the pods of a namespace ("" for all) with a one-item list.
+func (b *bench) countPods(ctx context.Context, namespace string) (int, error) {
+	list, err := b.kubeProto.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{Limit: 1})
+	if err != nil {
+		return 0, fmt.Errorf("counting pods: %w", err)
+	}
+	n := len(list.Items)
+	if list.RemainingItemCount != nil {
+		n += int(*list.RemainingItemCount)
+	}
+	return n, nil
+}
+
+// ensurePods creates pods in the pods namespace until it holds count.
+func (b *bench) ensurePods(ctx context.Context, count int) error {
+	have, err := b.countPods(ctx, nsPods)
+	if err != nil {
+		return err
+	}
+	if have >= count {
+		return nil
+	}
+	logf("creating %d pods with %d workers", count-have, b.cfg.workers)
+	start := time.Now()
+	err = parallel(ctx, count-have, b.cfg.workers, func(ctx context.Context, i int) error {
+		_, err := b.kubeProto.CoreV1().Pods(nsPods).Create(ctx, benchPod(fmt.Sprintf("pod-%05d", have+i)), metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("creating pods: %w", err)
+	}
+	logf("created %d pods in %s", count-have, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// benchPod is a pod as a Deployment would make it: two containers with env, resources, probes,
+// ports and a volume. No kubelet or scheduler runs, so it stays Pending.
+func benchPod(name string) *corev1.Pod {
+	res := func(cpuReq, memReq, cpuLim, memLim string) corev1.ResourceRequirements {
+		return corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpuReq), corev1.ResourceMemory: resource.MustParse(memReq)},
+			Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpuLim), corev1.ResourceMemory: resource.MustParse(memLim)},
+		}
+	}
+	fieldEnv := func(name, path string) corev1.EnvVar {
+		return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: path}}}
+	}
+	probe := &corev1.Probe{
+		ProbeHandler:        corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromString("http")}},
+		InitialDelaySeconds: 5, PeriodSeconds: 10,
+	}
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: name, Namespace: nsPods,
+			Labels:      map[string]string{"app.kubernetes.io/name": "web", "app.kubernetes.io/part-of": "bench", "pod-template-hash": "7d9c5b8f6d"},
+			Annotations: map[string]string{"kubectl.kubernetes.io/default-container": "app"},
+		},
+		Spec: corev1.PodSpec{
+			Containers: []corev1.Container{{
+				Name: "app", Image: "registry.k8s.io/e2e-test-images/agnhost:2.53",
+				Args:  []string{"netexec", "--http-port=8080"},
+				Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080, Protocol: corev1.ProtocolTCP}},
+				Env: []corev1.EnvVar{
+					fieldEnv("POD_NAME", "metadata.name"), fieldEnv("POD_NAMESPACE", "metadata.namespace"),
+					fieldEnv("POD_IP", "status.podIP"), {Name: "LOG_LEVEL", Value: "info"},
+					{Name: "CONFIG_PATH", Value: "/etc/web/config.yaml"},
+				},
+				Resources:      res("100m", "128Mi", "500m", "256Mi"),
+				ReadinessProbe: probe, LivenessProbe: probe,
+				VolumeMounts: []corev1.VolumeMount{{Name: "config", MountPath: "/etc/web", ReadOnly: true}},
+				SecurityContext: &corev1.SecurityContext{
+					RunAsNonRoot: ptr(true), AllowPrivilegeEscalation: ptr(false), ReadOnlyRootFilesystem: ptr(true),
+					Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+				},
+			}, {
+				Name: "proxy", Image: "registry.k8s.io/e2e-test-images/nginx:1.15-4",
+				Ports:     []corev1.ContainerPort{{Name: "https", ContainerPort: 8443, Protocol: corev1.ProtocolTCP}},
+				Env:       []corev1.EnvVar{{Name: "UPSTREAM", Value: "127.0.0.1:8080"}, fieldEnv("NODE_NAME", "spec.nodeName")},
+				Resources: res("50m", "64Mi", "200m", "128Mi"),
+			}},
+			Volumes: []corev1.Volume{{Name: "config", VolumeSource: corev1.VolumeSource{
+				ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "web-config"}},
+			}}},
+		},
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// samplePodSize is the JSON size of a bench pod as written (before the API server's defaults).
+func samplePodSize() int {
+	raw, _ := json.Marshal(benchPod("pod-00000"))
+	return len(raw)
+}
+
+// podCacheCommand makes this binary measure a pod cache instead of running the bench.
+const podCacheCommand = "measure-pod-cache"
+
+// podCacheResult is what the measuring program reports.
+type podCacheResult struct {
+	// Mode is the informer measured.
+	Mode string `json:"mode"`
+	// Pods is how many pods it cached.
+	Pods int `json:"pods"`
+	// Heap is the live heap the cache added, in bytes.
+	Heap int64 `json:"heap"`
+	// PerPod is Heap divided by Pods.
+	PerPod float64 `json:"perPod"`
+}
+
+// measurePodCache runs this binary as a separate process that caches the pods with an informer
+// of the mode, so that nothing else shares its heap.
+func (b *bench) measurePodCache(ctx context.Context, mode string, pods int) (podCacheResult, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return podCacheResult{}, err
+	}
+	out, err := exec.CommandContext(ctx, self, podCacheCommand, "-kubeconfig="+b.env.kubeconfig,
+		"-namespace="+nsPods, "-mode="+mode, fmt.Sprintf("-expect=%d", pods)).Output()
+	if err != nil {
+		if exit, ok := err.(*exec.ExitError); ok {
+			return podCacheResult{}, fmt.Errorf("measuring the %s pod cache: %w: %s", mode, err, exit.Stderr)
+		}
+		return podCacheResult{}, fmt.Errorf("measuring the %s pod cache: %w", mode, err)
+	}
+	var r podCacheResult
+	if err := json.Unmarshal(out, &r); err != nil {
+		return r, fmt.Errorf("reading the %s pod cache measurement %q: %w", mode, out, err)
+	}
+	logf("pod cache %s: %d pods, %s per pod", mode, r.Pods, fmtBytes(r.PerPod))
+	return r, nil
+}
+
+// podCacheMain is the measuring program: it caches the pods of a namespace with one informer and
+// prints, as JSON, the live heap that took.
+func podCacheMain(args []string) int {
+	fs := flag.NewFlagSet(podCacheCommand, flag.ContinueOnError)
+	kubeconfig := fs.String("kubeconfig", "", "kubeconfig of the cluster")
+	namespace := fs.String("namespace", "", "namespace of the pods")
+	mode := fs.String("mode", "metadata", "metadata, metadata-stripped, metadata-minimal, full or full-stripped")
+	expect := fs.Int("expect", 0, "pods expected")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	r, err := measure(*kubeconfig, *namespace, *mode, *expect)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	_ = json.NewEncoder(os.Stdout).Encode(r)
+	return 0
+}
+
+// stripManagedFields is an informer transform that drops managedFields, which no controller here
+// reads and which are often the largest part of an object's metadata.
+func stripManagedFields(obj any) (any, error) {
+	if m, err := apimeta.Accessor(obj); err == nil {
+		m.SetManagedFields(nil)
+	}
+	return obj, nil
+}
+
+// minimalMetadata is an informer transform that keeps only what a cache keyed by namespace and
+// name needs: namespace, name, uid and resourceVersion.
+func minimalMetadata(obj any) (any, error) {
+	m, ok := obj.(*metav1.PartialObjectMetadata)
+	if !ok {
+		return obj, nil
+	}
+	return &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{
+		Namespace: m.Namespace, Name: m.Name, UID: m.UID, ResourceVersion: m.ResourceVersion,
+	}}, nil
+}
+
+func measure(kubeconfig, namespace, mode string, expect int) (podCacheResult, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return podCacheResult{}, err
+	}
+	cfg.QPS = -1
+	indexers := cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc}
+	var informer cache.SharedIndexInformer
+	kind, transform := mode, cache.TransformFunc(nil)
+	switch {
+	case strings.HasSuffix(mode, "-stripped"):
+		kind, transform = strings.TrimSuffix(mode, "-stripped"), stripManagedFields
+	case mode == "metadata-minimal":
+		kind, transform = "metadata", minimalMetadata
+	}
+
+	heapNow := func() int64 {
+		runtime.GC()
+		debug.FreeOSMemory()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return int64(ms.HeapAlloc)
+	}
+	// The clients exist before the first reading, so that only the cache is measured.
+	switch kind {
+	case "metadata":
+		client, err := metadata.NewForConfig(cfg)
+		if err != nil {
+			return podCacheResult{}, err
+		}
+		informer = metadatainformer.NewFilteredMetadataInformer(client, corev1.SchemeGroupVersion.WithResource("pods"), namespace, 0, indexers, nil).Informer()
+	case "full":
+		cfg.ContentType = "application/vnd.kubernetes.protobuf"
+		client, err := kubernetes.NewForConfig(cfg)
+		if err != nil {
+			return podCacheResult{}, err
+		}
+		informer = coreinformers.NewPodInformer(client, namespace, 0, indexers)
+	default:
+		return podCacheResult{}, fmt.Errorf("unknown mode %q", mode)
+	}
+	if transform != nil {
+		if err := informer.SetTransform(transform); err != nil {
+			return podCacheResult{}, err
+		}
+	}
+	before := heapNow()
+	stop := make(chan struct{})
+	defer close(stop)
+	go informer.Run(stop)
+	if !cache.WaitForCacheSync(stop, informer.HasSynced) {
+		return podCacheResult{}, fmt.Errorf("the %s informer did not sync", mode)
+	}
+	pods := len(informer.GetStore().ListKeys())
+	if pods < expect {
+		return podCacheResult{}, fmt.Errorf("the %s informer holds %d pods, want %d", mode, pods, expect)
+	}
+	after := heapNow()
+	runtime.KeepAlive(informer)
+	return podCacheResult{Mode: mode, Pods: pods, Heap: after - before, PerPod: float64(after-before) / float64(max(pods, 1))}, nil
+}
