@@ -63,6 +63,7 @@ var scenarios = []scenario{
 	{"restart", runRestart},
 	{"memory", runMemory},
 	{"podcount", runPodcount},
+	{"failover", runFailover},
 }
 
 func main() {
@@ -76,7 +77,7 @@ func benchMain() int {
 	var c config
 	var scenarioList, managerArgs string
 	flag.IntVar(&c.networks, "networks", 2000, "Networks created at once by the burst scenario (and Ready when the manager restarts).")
-	flag.StringVar(&scenarioList, "scenarios", "burst,steady,restart,memory,podcount", "Comma-separated scenarios to run, in any subset.")
+	flag.StringVar(&scenarioList, "scenarios", "burst,steady,restart,memory,podcount,failover", "Comma-separated scenarios to run, in any subset.")
 	flag.StringVar(&c.out, "out", "bench/results", "Directory for the Markdown and JSON results.")
 	flag.IntVar(&c.workers, "workers", 32, "Concurrent requests of the bench's clients.")
 	flag.Float64Var(&c.steadyRate, "steady-rate", 50, "Networks created per second in the steady scenario.")
