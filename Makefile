@@ -56,6 +56,14 @@ test-unit: ## Run the unit tests only.
 test-integration: tools ## Run the integration tests only.
 	$(GO) test $(TEST_FLAGS) $(INTEGRATION_PKGS)
 
+# Flags of the benchmark ('go run ./bench -h' lists them), e.g. BENCH_FLAGS="-networks 200 -pods 2000".
+BENCH_FLAGS ?=
+
+.PHONY: bench
+bench: tools ## Benchmark the manager against its baselines on a local control plane and OVN (BENCH_FLAGS=...); writes bench/results/.
+	$(GO) build -o bin/samplecrd-controller ./cmd/samplecrd-controller
+	$(GO) run ./bench $(BENCH_FLAGS)
+
 .PHONY: verify
 verify: verify-codegen verify-gofmt vet lint ## Run every check CI runs besides the tests.
 
