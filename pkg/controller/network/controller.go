@@ -32,6 +32,9 @@ const Finalizer = "samplecrd.k8s.io/network-backend"
 // DefaultOrphanSweepInterval is how often the backend is searched for objects whose Network is gone.
 const DefaultOrphanSweepInterval = 5 * time.Minute
 
+// DefaultBackendStartupWait is how long Run waits for the backend before it starts syncing anyway.
+const DefaultBackendStartupWait = 10 * time.Second
+
 // Controller reconciles Networks into a backend.
 type Controller struct {
 	// client writes finalizers and status.
@@ -40,6 +43,11 @@ type Controller struct {
 	networksLister listers.NetworkLister
 	// networksIndexer finds overlapping Networks through the CIDR indexes.
 	networksIndexer cache.Indexer
+	// networks reads the informer cache, or this controller's own last write to a Network when the
+	// cache has not caught up with it yet. Without it, a sync that follows a write (the write's own
+	// event, or an event queued meanwhile) sees the object as it was before the write and repeats
+	// the write and its event.
+	networks cache.MutationCache
 	// networksSynced reports whether the Network cache has synced.
 	networksSynced cache.InformerSynced
 	// backend holds the actual state.
@@ -52,6 +60,8 @@ type Controller struct {
 	clock clock.PassiveClock
 	// orphanSweepInterval is how often orphans are searched for after the one at start-up.
 	orphanSweepInterval time.Duration
+	// backendStartupWait is how long Run waits for the backend before it starts workers.
+	backendStartupWait time.Duration
 }
 
 // Options tune a Controller; the zero value gives the defaults.
@@ -59,6 +69,9 @@ type Options struct {
 	// OrphanSweepInterval is how often backend objects whose Network is gone are removed;
 	// DefaultOrphanSweepInterval when zero.
 	OrphanSweepInterval time.Duration
+	// BackendStartupWait is how long Run waits for the backend to be ready before it starts
+	// syncing; DefaultBackendStartupWait when zero.
+	BackendStartupWait time.Duration
 	// RateLimiter paces retries of failing keys; exponential from 5 ms to 30 s when nil.
 	RateLimiter workqueue.TypedRateLimiter[cache.ObjectName]
 }
@@ -77,6 +90,9 @@ func NewController(
 	if opts.OrphanSweepInterval == 0 {
 		opts.OrphanSweepInterval = DefaultOrphanSweepInterval
 	}
+	if opts.BackendStartupWait == 0 {
+		opts.BackendStartupWait = DefaultBackendStartupWait
+	}
 	if opts.RateLimiter == nil {
 		// The default controller rate limiter backs off to 1000 s; a backend that was down for a
 		// minute should not leave Networks waiting a quarter of an hour after it returns.
@@ -93,7 +109,14 @@ func NewController(
 			workqueue.TypedRateLimitingQueueConfig[cache.ObjectName]{Name: ControllerName}),
 		clock:               clock.RealClock{},
 		orphanSweepInterval: opts.OrphanSweepInterval,
+		backendStartupWait:  opts.BackendStartupWait,
 	}
+	c.networks = cache.NewIntegerResourceVersionMutationCacheWithOptions(logger, c.networksIndexer, cache.MutationCacheOptions{
+		// Long enough for any watch event to arrive; the informer's own events evict entries
+		// sooner (OnAddOrUpdate below).
+		TTL:          time.Minute,
+		MaxCacheSize: 10000,
+	})
 	if err := networkInformer.Informer().AddIndexers(indexers()); err != nil {
 		return nil, fmt.Errorf("adding the CIDR indexes: %w", err)
 	}
@@ -118,6 +141,7 @@ func (c *Controller) addNetwork(obj any) {
 	if !ok {
 		return
 	}
+	c.networks.OnAddOrUpdate(n)
 	c.queue.Add(cache.MetaObjectToName(n))
 	c.enqueueYoungerOverlapping(n)
 }
@@ -128,6 +152,7 @@ func (c *Controller) updateNetwork(oldObj, newObj any) {
 	if !ok1 || !ok2 {
 		return
 	}
+	c.networks.OnAddOrUpdate(newN)
 	c.queue.Add(cache.MetaObjectToName(newN))
 	if oldN.ResourceVersion == newN.ResourceVersion {
 		// A periodic resync. The tutorial drops these; here they are the drift check: the sync
@@ -152,6 +177,7 @@ func (c *Controller) deleteNetwork(obj any) {
 		utilruntime.HandleError(fmt.Errorf("network controller: deleted object is %T, not a Network", obj))
 		return
 	}
+	c.networks.OnDelete(n)
 	c.queue.Add(cache.MetaObjectToName(n))
 	// The next Network in line for n's CIDR may now be programmed.
 	c.enqueueYoungerOverlapping(n)
@@ -187,6 +213,17 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 
 	if !cache.WaitForNamedCacheSyncWithContext(ctx, c.networksSynced) {
 		return
+	}
+	// A manager that just started is usually still connecting to the backend. Syncing now would
+	// mark every Network it reaches BackendError and back to Synced a moment later: two status
+	// writes and two events each, for nothing. Wait a little for the backend; one that stays down
+	// is reported on the Networks as usual.
+	if err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, c.backendStartupWait, true,
+		func(context.Context) (bool, error) { return c.backend.Ready() == nil, nil }); err != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		logger.Info("Backend is not ready: starting anyway, Networks will report it", "waited", c.backendStartupWait, "err", c.backend.Ready())
 	}
 
 	var wg wait.Group

@@ -21,11 +21,28 @@ import (
 	"github.com/samplecrd/samplecrd-controller/pkg/backend"
 )
 
+// getNetwork returns the Network from the cache, or this controller's own newer write to it.
+// The object is shared: callers must not mutate it.
+func (c *Controller) getNetwork(key cache.ObjectName) (*samplecrdv1.Network, error) {
+	obj, exists, err := c.networks.GetByKey(key.String())
+	if err != nil {
+		return nil, err
+	}
+	if !exists {
+		return nil, apierrors.NewNotFound(samplecrdv1.Resource("networks"), key.Name)
+	}
+	n, ok := obj.(*samplecrdv1.Network)
+	if !ok {
+		return nil, fmt.Errorf("cached object %s is %T, not a Network", key, obj)
+	}
+	return n, nil
+}
+
 // syncNetwork makes the backend match one Network, level-based: it reads the cache, and acts on
 // what it finds, whatever event brought the key.
 func (c *Controller) syncNetwork(ctx context.Context, key cache.ObjectName) error {
 	logger := klog.FromContext(ctx)
-	cached, err := c.networksLister.Networks(key.Namespace).Get(key.Name)
+	cached, err := c.getNetwork(key)
 	if apierrors.IsNotFound(err) {
 		// Gone, finalizer and all: its backend objects went before the finalizer did. A Network
 		// whose finalizer someone else removed leaves orphans for the orphan sweep.
@@ -196,6 +213,7 @@ func (c *Controller) patchFinalizers(ctx context.Context, n *samplecrdv1.Network
 	if err != nil {
 		return nil, fmt.Errorf("setting the finalizers of Network %s: %w", klog.KObj(n), err)
 	}
+	c.networks.Mutation(updated)
 	return updated, nil
 }
 
@@ -231,13 +249,14 @@ func (c *Controller) writeStatus(ctx context.Context, n *samplecrdv1.Network, re
 	if err != nil {
 		return err
 	}
-	_, err = c.client.SamplecrdV1().Networks(n.Namespace).Patch(ctx, n.Name, types.MergePatchType, patch, metav1.PatchOptions{}, "status")
+	updated, err := c.client.SamplecrdV1().Networks(n.Namespace).Patch(ctx, n.Name, types.MergePatchType, patch, metav1.PatchOptions{}, "status")
 	if apierrors.IsNotFound(err) {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("writing the status of Network %s: %w", klog.KObj(n), err)
 	}
+	c.networks.Mutation(updated)
 	klog.FromContext(ctx).V(2).Info("Updated status", "ready", ready.Status, "reason", ready.Reason)
 	return nil
 }
