@@ -93,6 +93,10 @@ func buildNetwork(ctx context.Context, cc *controllerContext) (runFunc, error) {
 func buildPodCount(ctx context.Context, cc *controllerContext) (runFunc, error) {
 	// Metadata only: the count needs no pod bodies, and a pod's metadata is a fraction of its size.
 	pods := cc.metadataInformers.ForResource(corev1.SchemeGroupVersion.WithResource("pods"))
+	// podcount is the only reader of pods, and it needs their identity only.
+	if err := pods.Informer().SetTransform(podcount.TrimToIdentity); err != nil {
+		return nil, fmt.Errorf("trimming the pod cache: %w", err)
+	}
 	c, err := podcount.NewController(ctx, cc.kubeClient, pods, cc.kubeInformers.Core().V1().Nodes(),
 		cc.recorder(podcount.ControllerName), podcount.Options{
 			LabelKey:  cc.opts.PodCount.LabelKey,

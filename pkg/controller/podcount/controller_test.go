@@ -343,3 +343,31 @@ func errString(err error) string {
 	}
 	return err.Error()
 }
+
+func TestTrimToIdentity(t *testing.T) {
+	in := &metav1.PartialObjectMetadata{
+		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: "ns", Name: "p", UID: "u", ResourceVersion: "7",
+			Labels:          map[string]string{"app": "x"},
+			Annotations:     map[string]string{"big": strings.Repeat("a", 1000)},
+			OwnerReferences: []metav1.OwnerReference{{Kind: "ReplicaSet", Name: "rs"}},
+			ManagedFields:   []metav1.ManagedFieldsEntry{{Manager: "kubelet"}},
+		},
+	}
+	got, err := TrimToIdentity(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &metav1.PartialObjectMetadata{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "p", UID: "u", ResourceVersion: "7"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("trimmed (-want +got):\n%s", diff)
+	}
+	tombstone := cache.DeletedFinalStateUnknown{Key: "ns/p"}
+	if got, _ := TrimToIdentity(tombstone); got != tombstone {
+		t.Errorf("a tombstone was changed: %v", got)
+	}
+}
