@@ -115,7 +115,7 @@ func runBurst(ctx context.Context, b *bench) error {
 			Baseline: fmt.Sprintf("%.0f Networks/s (%s)", baseRate, fmtDuration(baseElapsed)),
 			Target:   fmt.Sprintf("≥ %.0f Networks/s", burstTarget*baseRate), Met: met(ratio >= burstTarget)},
 		row{Scenario: sc, Measure: "controller / baseline throughput",
-			Value: fmt.Sprintf("%.0f %%", 100*ratio), Number: 100 * ratio, Unit: "%",
+			Value: fmt.Sprintf("%.1f %%", 100*ratio), Number: 100 * ratio, Unit: "%",
 			Target: fmt.Sprintf("≥ %.0f %%", 100*burstTarget), Met: met(ratio >= burstTarget)},
 		row{Scenario: sc, Measure: "controller's API writes per Network",
 			Value: fmt.Sprintf("%.2f", perNetwork), Number: perNetwork, Unit: "writes",
