@@ -65,11 +65,15 @@ bench: tools ## Benchmark the manager against its baselines on a local control p
 	$(GO) run ./bench $(BENCH_FLAGS)
 
 .PHONY: verify
-verify: verify-codegen verify-gofmt vet lint ## Run every check CI runs besides the tests.
+verify: verify-codegen verify-mod verify-gofmt vet lint ## Run every check CI runs besides the tests.
 
 .PHONY: verify-codegen
 verify-codegen: ## Check that generated code and the CRD match the API types.
 	hack/verify-codegen.sh
+
+.PHONY: verify-mod
+verify-mod: ## Check that go.mod and go.sum are tidy.
+	@$(GO) mod tidy -diff || { echo "go.mod or go.sum is not tidy: run 'go mod tidy'"; exit 1; }
 
 .PHONY: verify-gofmt
 verify-gofmt: ## Check that every Go file is gofmt-ed.
