@@ -25,6 +25,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 
+	"github.com/samplecrd/samplecrd-controller/cmd/samplecrd-controller/app"
 	clientset "github.com/samplecrd/samplecrd-controller/pkg/generated/clientset/versioned"
 )
 
@@ -89,9 +90,10 @@ func benchMain() int {
 	flag.DurationVar(&c.podcountWindow, "podcount-window", time.Minute, "How long the podcount scenario counts writes in each event mode.")
 	flag.IntVar(&c.labelProbes, "label-probes", 5, "Pods added one at a time to time the podcount label.")
 	flag.IntVar(&c.failoverTrials, "failover-trials", 3, "Failovers after each of SIGTERM and SIGKILL.")
-	flag.DurationVar(&c.leaseDuration, "lease-duration", 15*time.Second, "--leader-elect-lease-duration in the failover scenario.")
-	flag.DurationVar(&c.renewDeadline, "renew-deadline", 10*time.Second, "--leader-elect-renew-deadline in the failover scenario.")
-	flag.DurationVar(&c.retryPeriod, "retry-period", 2*time.Second, "--leader-elect-retry-period in the failover scenario.")
+	le := app.NewOptions().LeaderElection
+	flag.DurationVar(&c.leaseDuration, "lease-duration", le.LeaseDuration, "--leader-elect-lease-duration in the failover scenario (default: the manager's).")
+	flag.DurationVar(&c.renewDeadline, "renew-deadline", le.RenewDeadline, "--leader-elect-renew-deadline in the failover scenario (default: the manager's).")
+	flag.DurationVar(&c.retryPeriod, "retry-period", le.RetryPeriod, "--leader-elect-retry-period in the failover scenario (default: the manager's).")
 	flag.StringVar(&managerArgs, "manager-args", "", "Extra flags for every manager, space-separated (e.g. \"--kube-api-qps=400 --workers=16\").")
 	flag.BoolVar(&c.profile, "profile", false, "Serve pprof from the managers and write their CPU profiles (burst, steady) and heap profile (memory) into -out.")
 	flag.Parse()
