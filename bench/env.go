@@ -21,6 +21,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/samplecrd/samplecrd-controller/internal/sbin"
 )
 
 // env is what every scenario runs against: a control plane, an ovsdb-server, and the manager binary.
@@ -157,16 +159,11 @@ type ovsdb struct {
 	cmd                *exec.Cmd
 }
 
-// sbinPath finds a program in PATH or in the sbin directories, which not every user's PATH holds.
+// sbinPath finds a program in PATH or in the sbin directories, or returns its bare name, for
+// the error of running it to report.
 func sbinPath(name string) string {
-	if path, err := exec.LookPath(name); err == nil {
+	if path, err := sbin.Find(name); err == nil {
 		return path
-	}
-	for _, dir := range []string{"/usr/sbin", "/usr/local/sbin", "/sbin"} {
-		path := filepath.Join(dir, name)
-		if _, err := os.Stat(path); err == nil {
-			return path
-		}
 	}
 	return name
 }

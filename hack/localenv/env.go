@@ -17,6 +17,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/samplecrd/samplecrd-controller/internal/sbin"
 )
 
 // Files and directories in the state directory.
@@ -245,26 +247,12 @@ func (e *Env) startControlPlane() error {
 	return os.WriteFile(e.Kubeconfig(), kubeconfig, 0o600)
 }
 
-// findOVN finds an OVN program in PATH or in the sbin directories, which are not in every user's PATH.
-func findOVN(name string) (string, error) {
-	if path, err := exec.LookPath(name); err == nil {
-		return path, nil
-	}
-	for _, dir := range []string{"/usr/sbin", "/usr/local/sbin", "/sbin"} {
-		path := filepath.Join(dir, name)
-		if info, err := os.Stat(path); err == nil && !info.IsDir() && info.Mode()&0o111 != 0 {
-			return path, nil
-		}
-	}
-	return "", fmt.Errorf("%s not found (run hack/ensure-ovn.sh)", name)
-}
-
 func (e *Env) startOVSDB(ctx context.Context) error {
-	server, err := findOVN("ovsdb-server")
+	server, err := sbin.Find("ovsdb-server")
 	if err != nil {
 		return err
 	}
-	tool, err := findOVN("ovsdb-tool")
+	tool, err := sbin.Find("ovsdb-tool")
 	if err != nil {
 		return err
 	}

@@ -4,7 +4,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -25,6 +24,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/samplecrd/samplecrd-controller/internal/syncbuf"
 	samplecrdv1 "github.com/samplecrd/samplecrd-controller/pkg/apis/samplecrd/v1"
 	"github.com/samplecrd/samplecrd-controller/pkg/backend/ovn"
 	clientset "github.com/samplecrd/samplecrd-controller/pkg/generated/clientset/versioned"
@@ -318,7 +318,7 @@ func TestMakeRun(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
 
-	var output syncBuffer
+	var output syncbuf.Buffer
 	cmd := exec.Command("make", "--no-print-directory", "-C", framework.RepoRoot(), "run", "LOCAL_DIR="+dir)
 	cmd.Stdout, cmd.Stderr = &output, &output
 	// A process group of its own, like a shell's job, so that the test can signal it as a whole.
@@ -390,24 +390,6 @@ func killedBy(err error, sig syscall.Signal) bool {
 	}
 	status, ok := exit.Sys().(syscall.WaitStatus)
 	return ok && status.Signaled() && status.Signal() == sig
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writes and reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func lastLines(s string, n int) string {

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/samplecrd/samplecrd-controller/internal/sbin"
 )
 
 // OVNNorthboundSchema is where Debian's ovn-central package installs the OVN northbound schema.
@@ -52,16 +54,11 @@ type OVSDB struct {
 // ovsdb-server lives in /usr/sbin, which is not in every user's PATH.
 func ovnBinaries() (server, tool, nbctl string, err error) {
 	find := func(name string) (string, error) {
-		if path, err := exec.LookPath(name); err == nil {
-			return path, nil
+		path, err := sbin.Find(name)
+		if err != nil {
+			return "", fmt.Errorf("%w: %w", ErrMissingPrerequisite, err)
 		}
-		for _, dir := range []string{"/usr/sbin", "/usr/local/sbin", "/sbin"} {
-			path := filepath.Join(dir, name)
-			if info, err := os.Stat(path); err == nil && !info.IsDir() && info.Mode()&0o111 != 0 {
-				return path, nil
-			}
-		}
-		return "", fmt.Errorf("%w: %s not found in PATH or the sbin directories (run hack/ensure-ovn.sh)", ErrMissingPrerequisite, name)
+		return path, nil
 	}
 	if server, err = find("ovsdb-server"); err != nil {
 		return "", "", "", err
