@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -374,8 +373,14 @@ func (b *Backend) disconnect(ctx context.Context) {
 func (b *Backend) onUpdate(routerPort func(uuid string) *nbdb.LogicalRouterPort, _ string, old, updated model.Model) {
 	if o, ok := old.(*nbdb.LogicalRouter); ok {
 		if n, ok := updated.(*nbdb.LogicalRouter); ok && ownedBy(o.ExternalIDs, b.opts.ClusterName) {
+			// The router holds a port per Network: a set, not a scan per port, or every Network
+			// added would cost the square of their number.
+			kept := make(map[string]struct{}, len(n.Ports))
+			for _, uuid := range n.Ports {
+				kept[uuid] = struct{}{}
+			}
 			for _, uuid := range o.Ports {
-				if slices.Contains(n.Ports, uuid) {
+				if _, ok := kept[uuid]; ok {
 					continue
 				}
 				// A port that nothing refers to any more is gone, and its deletion is reported.
