@@ -83,7 +83,11 @@ func buildNetwork(ctx context.Context, cc *controllerContext) (runFunc, error) {
 	cc.readyChecks["backend-ovn"] = be.Ready
 	var instrumented backend.Backend = metrics.InstrumentBackend(be)
 	c, err := network.NewController(ctx, cc.client, cc.informers.Samplecrd().V1().Networks(), instrumented,
-		cc.recorder(network.ControllerName), network.Options{OrphanSweepInterval: cc.opts.OrphanSweepInterval})
+		cc.recorder(network.ControllerName), network.Options{
+			OrphanSweepInterval: cc.opts.OrphanSweepInterval,
+			// Each Network is still checked once a period on average, and within one and a half.
+			ResyncSpread: cc.opts.ResyncPeriod / 2,
+		})
 	if err != nil {
 		return nil, err
 	}

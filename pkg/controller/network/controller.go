@@ -3,6 +3,7 @@ package network
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"k8s.io/apimachinery/pkg/labels"
@@ -62,6 +63,8 @@ type Controller struct {
 	orphanSweepInterval time.Duration
 	// backendStartupWait is how long Run waits for the backend before it starts workers.
 	backendStartupWait time.Duration
+	// resyncSpread bounds the random delay of the drift check of a periodic resync.
+	resyncSpread time.Duration
 }
 
 // Options tune a Controller; the zero value gives the defaults.
@@ -72,6 +75,10 @@ type Options struct {
 	// BackendStartupWait is how long Run waits for the backend to be ready before it starts
 	// syncing; DefaultBackendStartupWait when zero.
 	BackendStartupWait time.Duration
+	// ResyncSpread spreads the drift checks of a periodic resync over this long (each Network is
+	// checked after a random delay below it); zero checks them all at once. Drift the backend
+	// reports (see backend.Notifier) is repaired at once whatever this says.
+	ResyncSpread time.Duration
 	// RateLimiter paces retries of failing keys; exponential from 5 ms to 30 s when nil.
 	RateLimiter workqueue.TypedRateLimiter[cache.ObjectName]
 }
@@ -110,6 +117,7 @@ func NewController(
 		clock:               clock.RealClock{},
 		orphanSweepInterval: opts.OrphanSweepInterval,
 		backendStartupWait:  opts.BackendStartupWait,
+		resyncSpread:        opts.ResyncSpread,
 	}
 	c.networks = cache.NewIntegerResourceVersionMutationCacheWithOptions(logger, c.networksIndexer, cache.MutationCacheOptions{
 		// Long enough for any watch event to arrive; the informer's own events evict entries
@@ -153,13 +161,15 @@ func (c *Controller) updateNetwork(oldObj, newObj any) {
 		return
 	}
 	c.networks.OnAddOrUpdate(newN)
-	c.queue.Add(cache.MetaObjectToName(newN))
 	if oldN.ResourceVersion == newN.ResourceVersion {
 		// A periodic resync. The tutorial drops these; here they are the drift check: the sync
 		// compares the backend with the spec and writes nothing when they agree. Nothing about
-		// other Networks changed, so no overlap fan-out.
+		// other Networks changed, so no overlap fan-out. The resync hands over every Network at
+		// once: spread them out, so that a new Network does not wait behind thousands of checks.
+		c.queue.AddAfter(cache.MetaObjectToName(newN), c.resyncDelay())
 		return
 	}
+	c.queue.Add(cache.MetaObjectToName(newN))
 	if oldN.Spec.Cidr != newN.Spec.Cidr {
 		c.enqueueYoungerOverlapping(oldN)
 	}
@@ -181,6 +191,14 @@ func (c *Controller) deleteNetwork(obj any) {
 	c.queue.Add(cache.MetaObjectToName(n))
 	// The next Network in line for n's CIDR may now be programmed.
 	c.enqueueYoungerOverlapping(n)
+}
+
+// resyncDelay is a random delay below resyncSpread, or none when it is zero.
+func (c *Controller) resyncDelay() time.Duration {
+	if c.resyncSpread <= 0 {
+		return 0
+	}
+	return rand.N(c.resyncSpread)
 }
 
 // enqueueYoungerOverlapping enqueues the Networks whose conflict status n's appearance, change or

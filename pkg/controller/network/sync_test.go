@@ -443,3 +443,33 @@ func TestBackendReturned(t *testing.T) {
 		t.Errorf("a live Network was removed as an orphan")
 	}
 }
+
+// TestUpdateHandlerSpreadsResyncs checks that a periodic resync (same resourceVersion) is queued
+// after a delay when ResyncSpread is set, while a real change is queued at once.
+func TestUpdateHandlerSpreadsResyncs(t *testing.T) {
+	n := network("a", "10.0.0.0/24", "10.0.0.1")
+	n.ResourceVersion = "1"
+	changed := n.DeepCopy()
+	changed.ResourceVersion = "2"
+	tests := []struct {
+		name     string
+		spread   time.Duration
+		old, new *samplecrdv1.Network
+		want     int
+	}{
+		{name: "resync without spread: at once", old: n, new: n, want: 1},
+		{name: "resync with spread: later", spread: time.Hour, old: n, new: n, want: 0},
+		{name: "change with spread: at once", spread: time.Hour, old: n, new: changed, want: 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, fakebackend.New())
+			defer f.controller.queue.ShutDown()
+			f.controller.resyncSpread = tc.spread
+			f.controller.updateNetwork(tc.old, tc.new)
+			if got := f.controller.queue.Len(); got != tc.want {
+				t.Errorf("queue length %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
