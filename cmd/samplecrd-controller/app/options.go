@@ -96,8 +96,8 @@ type PodCountOptions struct {
 func NewOptions() *Options {
 	return &Options{
 		Controllers:  []string{"*"},
-		KubeAPIQPS:   200,
-		KubeAPIBurst: 400,
+		KubeAPIQPS:   1000,
+		KubeAPIBurst: 2000,
 		LeaderElection: LeaderElectionOptions{
 			Enabled:       true,
 			Namespace:     "kube-system",
@@ -113,7 +113,7 @@ func NewOptions() *Options {
 		HealthProbeBindAddress: ":8081",
 		ShutdownTimeout:        30 * time.Second,
 		ClusterName:            "kubernetes",
-		NetworkWorkers:         8,
+		NetworkWorkers:         32,
 		ResyncPeriod:           30 * time.Second,
 		OrphanSweepInterval:    network.DefaultOrphanSweepInterval,
 		PodCount: PodCountOptions{
