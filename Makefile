@@ -5,7 +5,7 @@ SHELL := /usr/bin/env bash -o errexit -o nounset -o pipefail
 
 GO ?= go
 # Packages whose tests need nothing but Go, and those that start a control plane or ovsdb-server.
-UNIT_PKGS := ./pkg/... ./cmd/... ./internal/... ./hack/localenv/...
+UNIT_PKGS := ./pkg/... ./cmd/... ./internal/... ./hack/localenv/... ./bench/
 INTEGRATION_PKGS := ./test/...
 TEST_FLAGS ?= -race -count=1 -timeout 45m
 # State directory of make run and make local-up: kubeconfig, OVN socket, data and logs. The targets

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -10,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -23,80 +24,40 @@ type series struct {
 // metricSet is a scrape: every sample, in order.
 type metricSet []series
 
-// parseMetrics reads the Prometheus text exposition format. It keeps samples only, and skips
-// comments and histogram buckets, which the bench never reads.
+// parseMetrics reads the Prometheus text exposition format with Prometheus' own parser. It keeps
+// the samples of counters, gauges and untyped metrics, and the sums and counts of histograms and
+// summaries (as <name>_sum and <name>_count), which is all the bench reads.
 func parseMetrics(r io.Reader) (metricSet, error) {
-	var out metricSet
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' || strings.Contains(line, "_bucket{") {
-			continue
-		}
-		s, err := parseSample(line)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, s)
-	}
-	return out, sc.Err()
-}
-
-func parseSample(line string) (series, error) {
-	s := series{labels: map[string]string{}}
-	i := strings.IndexAny(line, "{ ")
-	if i < 0 {
-		return s, fmt.Errorf("malformed sample %q", line)
-	}
-	s.name = line[:i]
-	rest := line[i:]
-	if rest[0] == '{' {
-		rest = rest[1:]
-		for {
-			rest = strings.TrimLeft(rest, ", ")
-			if strings.HasPrefix(rest, "}") {
-				rest = rest[1:]
-				break
-			}
-			eq := strings.IndexByte(rest, '=')
-			if eq < 0 || len(rest) < eq+2 || rest[eq+1] != '"' {
-				return s, fmt.Errorf("malformed labels in %q", line)
-			}
-			key := rest[:eq]
-			rest = rest[eq+2:]
-			var val strings.Builder
-			j := 0
-			for ; j < len(rest) && rest[j] != '"'; j++ {
-				if rest[j] == '\\' && j+1 < len(rest) {
-					j++
-					switch rest[j] {
-					case 'n':
-						val.WriteByte('\n')
-					default:
-						val.WriteByte(rest[j])
-					}
-					continue
-				}
-				val.WriteByte(rest[j])
-			}
-			if j >= len(rest) {
-				return s, fmt.Errorf("unterminated label value in %q", line)
-			}
-			s.labels[key] = val.String()
-			rest = rest[j+1:]
-		}
-	}
-	f := strings.Fields(rest)
-	if len(f) == 0 {
-		return s, fmt.Errorf("no value in %q", line)
-	}
-	v, err := strconv.ParseFloat(f[0], 64)
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(r)
 	if err != nil {
-		return s, fmt.Errorf("value of %q: %w", line, err)
+		return nil, fmt.Errorf("parsing metrics: %w", err)
 	}
-	s.value = v
-	return s, nil
+	var out metricSet
+	for _, name := range slices.Sorted(maps.Keys(families)) {
+		for _, m := range families[name].GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			add := func(name string, v float64) { out = append(out, series{name: name, labels: labels, value: v}) }
+			switch {
+			case m.Counter != nil:
+				add(name, m.GetCounter().GetValue())
+			case m.Gauge != nil:
+				add(name, m.GetGauge().GetValue())
+			case m.Untyped != nil:
+				add(name, m.GetUntyped().GetValue())
+			case m.Histogram != nil:
+				add(name+"_sum", m.GetHistogram().GetSampleSum())
+				add(name+"_count", float64(m.GetHistogram().GetSampleCount()))
+			case m.Summary != nil:
+				add(name+"_sum", m.GetSummary().GetSampleSum())
+				add(name+"_count", float64(m.GetSummary().GetSampleCount()))
+			}
+		}
+	}
+	return out, nil
 }
 
 // sum adds up the samples of name whose labels include every label of match.
