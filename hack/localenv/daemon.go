@@ -29,13 +29,8 @@ const downTimeout = 2 * time.Minute
 // cmdUp is 'make local-up': it starts 'localenv serve' as a daemon in a session of its own, hands it
 // the state directory's lock, and returns once the environment is ready.
 func cmdUp(dir string) int {
-	lockf, owner, err := lock(dir)
-	if errors.Is(err, errLocked) {
-		fmt.Fprintf(os.Stderr, "localenv up: %v\n", alreadyRunning(dir, owner))
-		return 1
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "localenv up: %v\n", err)
+	lockf, ok := lockOrSay(dir, "up")
+	if !ok {
 		return 1
 	}
 	defer lockf.Close()

@@ -66,3 +66,18 @@ func alreadyRunning(dir string, pid int) error {
 	return fmt.Errorf("an environment is already running in %s (%s): use it, or stop it first (Ctrl-C where 'make run' runs, or 'make local-down%s')",
 		dir, who, dirArg(dir))
 }
+
+// lockOrSay takes the state directory's lock for the command cmd, or says on standard error why it
+// cannot (another environment runs there, naming its process) and reports false.
+func lockOrSay(dir, cmd string) (*os.File, bool) {
+	lockf, owner, err := lock(dir)
+	if errors.Is(err, errLocked) {
+		fmt.Fprintf(os.Stderr, "localenv %s: %v\n", cmd, alreadyRunning(dir, owner))
+		return nil, false
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "localenv %s: %v\n", cmd, err)
+		return nil, false
+	}
+	return lockf, true
+}

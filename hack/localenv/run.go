@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -72,13 +71,8 @@ func killEverything(dir string) {
 // cmdRun is 'make run'.
 func cmdRun(dir string, managerArgs []string) int {
 	start := time.Now()
-	lockf, owner, err := lock(dir)
-	if errors.Is(err, errLocked) {
-		fmt.Fprintf(os.Stderr, "localenv run: %v\n", alreadyRunning(dir, owner))
-		return 1
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "localenv run: %v\n", err)
+	lockf, ok := lockOrSay(dir, "run")
+	if !ok {
 		return 1
 	}
 	defer lockf.Close()
