@@ -71,21 +71,21 @@ func runBurst(ctx context.Context, b *bench) error {
 	perNetwork := writes.total() / float64(n)
 	rate := float64(n) / elapsed.Seconds()
 
-	limiterWait := mgrAfter.sum("samplecrd_rest_client_rate_limiter_duration_seconds_sum", nil) -
-		mgrBefore.sum("samplecrd_rest_client_rate_limiter_duration_seconds_sum", nil)
-	limited := mgrAfter.sum("samplecrd_rest_client_rate_limiter_duration_seconds_count", nil) -
-		mgrBefore.sum("samplecrd_rest_client_rate_limiter_duration_seconds_count", nil)
+	limiterWait := mgrAfter.Sum("samplecrd_rest_client_rate_limiter_duration_seconds_sum", nil) -
+		mgrBefore.Sum("samplecrd_rest_client_rate_limiter_duration_seconds_sum", nil)
+	limited := mgrAfter.Sum("samplecrd_rest_client_rate_limiter_duration_seconds_count", nil) -
+		mgrBefore.Sum("samplecrd_rest_client_rate_limiter_duration_seconds_count", nil)
 	delta := func(name string, match map[string]string) float64 {
-		return mgrAfter.sum(name, match) - mgrBefore.sum(name, match)
+		return mgrAfter.Sum(name, match) - mgrBefore.Sum(name, match)
 	}
 	ensure := map[string]string{"operation": "ensure"}
 	ensureMean := delta("samplecrd_backend_request_duration_seconds_sum", ensure) / delta("samplecrd_backend_request_duration_seconds_count", ensure)
 	patch := map[string]string{"verb": "PATCH"}
 	patchMean := delta("samplecrd_rest_client_request_duration_seconds_sum", patch) / delta("samplecrd_rest_client_request_duration_seconds_count", patch)
-	syncSum := mgrAfter.sum("samplecrd_reconcile_duration_seconds_sum", map[string]string{"controller": "network-controller"}) -
-		mgrBefore.sum("samplecrd_reconcile_duration_seconds_sum", map[string]string{"controller": "network-controller"})
-	syncs := mgrAfter.sum("samplecrd_reconcile_duration_seconds_count", map[string]string{"controller": "network-controller"}) -
-		mgrBefore.sum("samplecrd_reconcile_duration_seconds_count", map[string]string{"controller": "network-controller"})
+	syncSum := mgrAfter.Sum("samplecrd_reconcile_duration_seconds_sum", map[string]string{"controller": "network-controller"}) -
+		mgrBefore.Sum("samplecrd_reconcile_duration_seconds_sum", map[string]string{"controller": "network-controller"})
+	syncs := mgrAfter.Sum("samplecrd_reconcile_duration_seconds_count", map[string]string{"controller": "network-controller"}) -
+		mgrBefore.Sum("samplecrd_reconcile_duration_seconds_count", map[string]string{"controller": "network-controller"})
 	dropped := b.mgr.logCount(msgEventDropped)
 	<-profiled
 	if err := b.stopManager(); err != nil {
@@ -151,8 +151,8 @@ func (b *bench) quiesce(ctx context.Context, m *manager) (metricSet, error) {
 		set = s
 		w := 0.0
 		for _, x := range s {
-			if x.name == "samplecrd_rest_client_requests_total" && x.labels["method"] != "GET" && x.labels["method"] != "PUT" {
-				w += x.value
+			if x.Name == "samplecrd_rest_client_requests_total" && x.Labels["method"] != "GET" && x.Labels["method"] != "PUT" {
+				w += x.Value
 			}
 		}
 		if w != last {

@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/samplecrd/samplecrd-controller/internal/sbin"
+	"github.com/samplecrd/samplecrd-controller/internal/scrape"
 )
 
 // env is what every scenario runs against: a control plane, an ovsdb-server, and the manager binary.
@@ -442,15 +443,7 @@ func (m *manager) ready() bool {
 
 // scrape reads the manager's /metrics.
 func (m *manager) scrape() (metricSet, error) {
-	resp, err := http.Get("http://" + m.metrics + "/metrics")
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET /metrics: %s", resp.Status)
-	}
-	return parseMetrics(resp.Body)
+	return scrape.Get("http://" + m.metrics + "/metrics")
 }
 
 // errManagerExited is returned by waits when the manager they wait on has exited.

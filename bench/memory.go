@@ -74,7 +74,7 @@ func runMemory(ctx context.Context, b *bench) error {
 	if err != nil {
 		return err
 	}
-	heap := set.sum("go_memstats_heap_inuse_bytes", nil)
+	heap := set.Sum("go_memstats_heap_inuse_bytes", nil)
 
 	var sizes = map[string]podCacheResult{}
 	for _, mode := range []string{"identity", "metadata", "metadata-stripped", "full", "full-stripped"} {

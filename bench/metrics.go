@@ -3,83 +3,18 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"maps"
 	"slices"
 	"strconv"
 	"strings"
 
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/samplecrd/samplecrd-controller/internal/scrape"
 )
 
-// series is one sample of the Prometheus text format.
-type series struct {
-	name   string
-	labels map[string]string
-	value  float64
-}
-
-// metricSet is a scrape: every sample, in order.
-type metricSet []series
-
-// parseMetrics reads the Prometheus text exposition format with Prometheus' own parser. It keeps
-// the samples of counters, gauges and untyped metrics, and the sums and counts of histograms and
-// summaries (as <name>_sum and <name>_count), which is all the bench reads.
-func parseMetrics(r io.Reader) (metricSet, error) {
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(r)
-	if err != nil {
-		return nil, fmt.Errorf("parsing metrics: %w", err)
-	}
-	var out metricSet
-	for _, name := range slices.Sorted(maps.Keys(families)) {
-		for _, m := range families[name].GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			add := func(name string, v float64) { out = append(out, series{name: name, labels: labels, value: v}) }
-			switch {
-			case m.Counter != nil:
-				add(name, m.GetCounter().GetValue())
-			case m.Gauge != nil:
-				add(name, m.GetGauge().GetValue())
-			case m.Untyped != nil:
-				add(name, m.GetUntyped().GetValue())
-			case m.Histogram != nil:
-				add(name+"_sum", m.GetHistogram().GetSampleSum())
-				add(name+"_count", float64(m.GetHistogram().GetSampleCount()))
-			case m.Summary != nil:
-				add(name+"_sum", m.GetSummary().GetSampleSum())
-				add(name+"_count", float64(m.GetSummary().GetSampleCount()))
-			}
-		}
-	}
-	return out, nil
-}
-
-// sum adds up the samples of name whose labels include every label of match.
-func (m metricSet) sum(name string, match map[string]string) float64 {
-	var total float64
-	for _, s := range m {
-		if s.name != name {
-			continue
-		}
-		ok := true
-		for k, v := range match {
-			if s.labels[k] != v {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			total += s.value
-		}
-	}
-	return total
-}
+// metricSet is a scrape of a /metrics page.
+type metricSet = scrape.Samples
 
 // request is a kind of API request: verb and resource (with its subresource, as
 // "networks/status").
@@ -101,20 +36,20 @@ func apiserverRequests(ctx context.Context, client kubernetes.Interface) (reques
 	if err != nil {
 		return nil, fmt.Errorf("reading the API server's metrics: %w", err)
 	}
-	set, err := parseMetrics(strings.NewReader(string(raw)))
+	set, err := scrape.Parse(strings.NewReader(string(raw)))
 	if err != nil {
 		return nil, err
 	}
 	out := requestCounts{}
 	for _, s := range set {
-		if s.name != "apiserver_request_total" {
+		if s.Name != "apiserver_request_total" {
 			continue
 		}
-		res := s.labels["resource"]
-		if sub := s.labels["subresource"]; sub != "" {
+		res := s.Labels["resource"]
+		if sub := s.Labels["subresource"]; sub != "" {
 			res += "/" + sub
 		}
-		out[request{verb: s.labels["verb"], resource: res}] += s.value
+		out[request{verb: s.Labels["verb"], resource: res}] += s.Value
 	}
 	return out, nil
 }

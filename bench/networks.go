@@ -348,9 +348,9 @@ func (b *bench) waitChecked(ctx context.Context, m *manager, start time.Time) (r
 		if err != nil {
 			return false, nil
 		}
-		reconciled := set.sum("samplecrd_reconcile_total", map[string]string{"controller": "network-controller"})
-		depth := set.sum("workqueue_depth", map[string]string{"name": "network-controller"})
-		return set.sum("samplecrd_leader", nil) == 1 && reconciled >= float64(existing) && depth == 0, nil
+		reconciled := set.Sum("samplecrd_reconcile_total", map[string]string{"controller": "network-controller"})
+		depth := set.Sum("workqueue_depth", map[string]string{"name": "network-controller"})
+		return set.Sum("samplecrd_leader", nil) == 1 && reconciled >= float64(existing) && depth == 0, nil
 	})
 	if err != nil {
 		return ready, 0, fmt.Errorf("waiting for the manager to check %d Networks: %w", existing, err)

@@ -98,10 +98,10 @@ func runPodcount(ctx context.Context, b *bench) error {
 		return err
 	}
 	dropped := b.mgr.logCount(msgEventDropped) - droppedBefore
-	passes := mgrAfter.sum("samplecrd_reconcile_total", map[string]string{"controller": "podcount-controller"}) -
-		mgrBefore.sum("samplecrd_reconcile_total", map[string]string{"controller": "podcount-controller"})
-	limiterWait := mgrAfter.sum("samplecrd_rest_client_rate_limiter_duration_seconds_sum", nil) -
-		mgrBefore.sum("samplecrd_rest_client_rate_limiter_duration_seconds_sum", nil)
+	passes := mgrAfter.Sum("samplecrd_reconcile_total", map[string]string{"controller": "podcount-controller"}) -
+		mgrBefore.Sum("samplecrd_reconcile_total", map[string]string{"controller": "podcount-controller"})
+	limiterWait := mgrAfter.Sum("samplecrd_rest_client_rate_limiter_duration_seconds_sum", nil) -
+		mgrBefore.Sum("samplecrd_rest_client_rate_limiter_duration_seconds_sum", nil)
 	if err := b.stopManager(); err != nil {
 		return err
 	}

@@ -92,7 +92,7 @@ func runRestart(ctx context.Context, b *bench) error {
 	writes := after.since(before).writes()
 	statusWrites := writes.of("networks/status").total()
 	tx := txAfter - txBefore
-	reconciles := set.sum("samplecrd_reconcile_total", map[string]string{"controller": "network-controller"})
+	reconciles := set.Sum("samplecrd_reconcile_total", map[string]string{"controller": "network-controller"})
 
 	b.add(
 		row{Scenario: sc, Measure: fmt.Sprintf("restart with %d Networks: process start to /readyz 200", count),

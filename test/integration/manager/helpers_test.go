@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"regexp"
-	"strconv"
 	"testing"
 	"time"
 
@@ -15,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/samplecrd/samplecrd-controller/internal/scrape"
 	"github.com/samplecrd/samplecrd-controller/test/integration/framework"
 )
 
@@ -46,24 +45,18 @@ func get(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(body)
 }
 
-// metricValue returns the value of the first series of metrics matching name and the label
-// matchers (a regular expression fragment such as `controller="podcount-controller"`), or -1.
-func metricValue(t *testing.T, metricsAddr, name, labels string) float64 {
+// metricValue returns the sum of the series of name whose labels include every label of match,
+// or -1 when there is no such series.
+func metricValue(t *testing.T, metricsAddr, name string, match map[string]string) float64 {
 	t.Helper()
-	_, body := get(t, "http://"+metricsAddr+"/metrics")
-	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + `\{[^}]*` + labels + `[^}]*\} (\S+)$`)
-	if labels == "" {
-		re = regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + `(?:\{[^}]*\})? (\S+)$`)
+	samples, err := scrape.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatalf("scraping %s: %v", metricsAddr, err)
 	}
-	m := re.FindStringSubmatch(body)
-	if m == nil {
+	if len(samples.Matching(name, match)) == 0 {
 		return -1
 	}
-	v, err := strconv.ParseFloat(m[1], 64)
-	if err != nil {
-		t.Fatalf("metric %s: %v", name, err)
-	}
-	return v
+	return samples.Sum(name, match)
 }
 
 func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() bool) {

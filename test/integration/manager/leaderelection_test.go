@@ -41,7 +41,7 @@ func TestLeaderElection(t *testing.T) {
 	leading := func(procs map[*framework.Process]string) []*framework.Process {
 		var out []*framework.Process
 		for p, addr := range procs {
-			if !p.Exited() && metricValue(t, addr, "samplecrd_leader", "") == 1 {
+			if !p.Exited() && metricValue(t, addr, "samplecrd_leader", nil) == 1 {
 				out = append(out, p)
 			}
 		}

@@ -64,9 +64,9 @@ func TestPodCount(t *testing.T) {
 
 			// Nothing changes for three periodic passes: no node is written.
 			_, rv := nodeLabel(t, client, node, labelKey)
-			passes := metricValue(t, metrics, "samplecrd_reconcile_total", `controller="podcount-controller"`)
+			passes := metricValue(t, metrics, "samplecrd_reconcile_total", map[string]string{"controller": "podcount-controller"})
 			waitUntil(t, "three more passes", 10*time.Second, func() bool {
-				return metricValue(t, metrics, "samplecrd_reconcile_total", `controller="podcount-controller"`) >= passes+3
+				return metricValue(t, metrics, "samplecrd_reconcile_total", map[string]string{"controller": "podcount-controller"}) >= passes+3
 			})
 			if _, now := nodeLabel(t, client, node, labelKey); now != rv {
 				t.Errorf("the node was written while nothing changed (resourceVersion %s -> %s)", rv, now)

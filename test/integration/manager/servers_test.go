@@ -45,26 +45,29 @@ func TestMetricsAndProbes(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitUntil(t, "a successful network sync in the metrics", timeout, func() bool {
-		return metricValue(t, metricsAddr, "samplecrd_reconcile_total", `controller="network-controller",result="success"`) >= 1
+		return metricValue(t, metricsAddr, "samplecrd_reconcile_total", map[string]string{"controller": "network-controller", "result": "success"}) >= 1
 	})
-	for _, series := range []struct{ name, labels string }{
-		{"workqueue_depth", `name="network-controller"`},
-		{"workqueue_adds_total", `name="network-controller"`},
-		{"workqueue_queue_duration_seconds_count", `name="network-controller"`},
-		{"workqueue_work_duration_seconds_count", `name="network-controller"`},
-		{"workqueue_retries_total", `name="network-controller"`},
-		{"workqueue_unfinished_work_seconds", `name="network-controller"`},
-		{"workqueue_longest_running_processor_seconds", `name="network-controller"`},
-		{"samplecrd_reconcile_duration_seconds_count", `controller="network-controller"`},
-		{"samplecrd_backend_request_duration_seconds_count", `backend="ovn",operation="ensure"`},
-		{"samplecrd_rest_client_requests_total", `code="200"`},
-		{"samplecrd_rest_client_request_duration_seconds_count", `verb="PATCH"`},
-		{"samplecrd_leader", ""},
-		{"go_goroutines", ""},
-		{"process_resident_memory_bytes", ""},
+	for _, series := range []struct {
+		name   string
+		labels map[string]string
+	}{
+		{"workqueue_depth", map[string]string{"name": "network-controller"}},
+		{"workqueue_adds_total", map[string]string{"name": "network-controller"}},
+		{"workqueue_queue_duration_seconds_count", map[string]string{"name": "network-controller"}},
+		{"workqueue_work_duration_seconds_count", map[string]string{"name": "network-controller"}},
+		{"workqueue_retries_total", map[string]string{"name": "network-controller"}},
+		{"workqueue_unfinished_work_seconds", map[string]string{"name": "network-controller"}},
+		{"workqueue_longest_running_processor_seconds", map[string]string{"name": "network-controller"}},
+		{"samplecrd_reconcile_duration_seconds_count", map[string]string{"controller": "network-controller"}},
+		{"samplecrd_backend_request_duration_seconds_count", map[string]string{"backend": "ovn", "operation": "ensure"}},
+		{"samplecrd_rest_client_requests_total", map[string]string{"code": "200"}},
+		{"samplecrd_rest_client_request_duration_seconds_count", map[string]string{"verb": "PATCH"}},
+		{"samplecrd_leader", nil},
+		{"go_goroutines", nil},
+		{"process_resident_memory_bytes", nil},
 	} {
 		if v := metricValue(t, metricsAddr, series.name, series.labels); v < 0 {
-			t.Errorf("/metrics has no series %s{%s}", series.name, series.labels)
+			t.Errorf("/metrics has no series %s%v", series.name, series.labels)
 		}
 	}
 
