@@ -195,10 +195,15 @@ func cmdDescribe(dir, namespace, name string) error {
 	fmt.Fprintln(w, "  Type\tReason\tAge\tFrom\tMessage")
 	for _, e := range events.Items {
 		count := ""
-		if e.Count > 1 {
-			count = fmt.Sprintf(" (x%d)", e.Count)
+		if n := max(e.Count, seriesCount(e)); n > 1 {
+			count = fmt.Sprintf(" (x%d)", n)
 		}
-		fmt.Fprintf(w, "  %s\t%s\t%s%s\t%s\t%s\n", e.Type, e.Reason, age(metav1.NewTime(eventTime(e))), count, e.Source.Component, e.Message)
+		from := e.Source.Component
+		if from == "" {
+			// Recorded through events.k8s.io/v1, which names the controller here.
+			from = e.ReportingController
+		}
+		fmt.Fprintf(w, "  %s\t%s\t%s%s\t%s\t%s\n", e.Type, e.Reason, age(metav1.NewTime(eventTime(e))), count, from, e.Message)
 	}
 	return w.Flush()
 }
@@ -206,6 +211,8 @@ func cmdDescribe(dir, namespace, name string) error {
 // eventTime is when an event last happened.
 func eventTime(e corev1.Event) time.Time {
 	switch {
+	case e.Series != nil && !e.Series.LastObservedTime.IsZero():
+		return e.Series.LastObservedTime.Time
 	case !e.LastTimestamp.IsZero():
 		return e.LastTimestamp.Time
 	case !e.EventTime.IsZero():
@@ -213,4 +220,12 @@ func eventTime(e corev1.Event) time.Time {
 	default:
 		return e.CreationTimestamp.Time
 	}
+}
+
+// seriesCount is how many times an event recorded through events.k8s.io/v1 occurred, 0 for one.
+func seriesCount(e corev1.Event) int32 {
+	if e.Series == nil {
+		return 0
+	}
+	return e.Series.Count
 }
