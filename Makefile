@@ -17,8 +17,9 @@ help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
-build: ## Build every package, and the manager into bin/ once it exists.
+build: ## Build every package, and the manager into bin/samplecrd-controller.
 	$(GO) build ./...
+	$(GO) build -o bin/samplecrd-controller ./cmd/samplecrd-controller
 
 .PHONY: run
 run: ## Run the whole system locally (control plane, OVN, the example Network, the manager); Ctrl-C stops it all.
