@@ -14,7 +14,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -25,6 +24,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/samplecrd/samplecrd-controller/internal/cachetransform"
 	"github.com/samplecrd/samplecrd-controller/pkg/controller/podcount"
 )
 
@@ -286,15 +286,6 @@ func podCacheMain(args []string) int {
 	return 0
 }
 
-// stripManagedFields is an informer transform that drops managedFields, which no controller here
-// reads and which are often the largest part of an object's metadata.
-func stripManagedFields(obj any) (any, error) {
-	if m, err := apimeta.Accessor(obj); err == nil {
-		m.SetManagedFields(nil)
-	}
-	return obj, nil
-}
-
 func measure(kubeconfig, namespace, mode string, expect int) (podCacheResult, error) {
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
@@ -306,7 +297,7 @@ func measure(kubeconfig, namespace, mode string, expect int) (podCacheResult, er
 	kind, transform := mode, cache.TransformFunc(nil)
 	switch {
 	case strings.HasSuffix(mode, "-stripped"):
-		kind, transform = strings.TrimSuffix(mode, "-stripped"), stripManagedFields
+		kind, transform = strings.TrimSuffix(mode, "-stripped"), cachetransform.StripManagedFields
 	case mode == "identity":
 		kind, transform = "metadata", podcount.TrimToIdentity
 	}

@@ -27,6 +27,7 @@ import (
 	logsapi "k8s.io/component-base/logs/api/v1"
 	"k8s.io/klog/v2"
 
+	"github.com/samplecrd/samplecrd-controller/internal/cachetransform"
 	clientset "github.com/samplecrd/samplecrd-controller/pkg/generated/clientset/versioned"
 	samplecrdscheme "github.com/samplecrd/samplecrd-controller/pkg/generated/clientset/versioned/scheme"
 	informers "github.com/samplecrd/samplecrd-controller/pkg/generated/informers/externalversions"
@@ -137,11 +138,11 @@ func RunWithConfig(ctx context.Context, o *Options, cfg *rest.Config) error {
 		// No controller reads managedFields, which are often the largest part of an object's
 		// metadata: the caches drop them, as kube-controller-manager's do.
 		kubeInformers: kubeinformers.NewSharedInformerFactoryWithOptions(kubeClient, 0,
-			kubeinformers.WithTransform(stripManagedFields)),
+			kubeinformers.WithTransform(cachetransform.StripManagedFields)),
 		metadataInformers: metadatainformer.NewSharedInformerFactoryWithOptions(metadataClient, 0,
-			metadatainformer.WithTransform(stripManagedFields)),
+			metadatainformer.WithTransform(cachetransform.StripManagedFields)),
 		informers: informers.NewSharedInformerFactoryWithOptions(client, o.ResyncPeriod,
-			informers.WithTransform(stripManagedFields)),
+			informers.WithTransform(cachetransform.StripManagedFields)),
 		recorder: func(component string) record.EventRecorder {
 			return broadcaster.NewRecorder(kubescheme.Scheme, corev1.EventSource{Component: component})
 		},

@@ -1,4 +1,4 @@
-package app
+package cachetransform
 
 import (
 	"testing"
@@ -14,7 +14,7 @@ func TestStripManagedFields(t *testing.T) {
 		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", ManagedFields: managed}},
 		&metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Name: "p", ManagedFields: managed}},
 	} {
-		out, err := stripManagedFields(obj)
+		out, err := StripManagedFields(obj)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -25,7 +25,7 @@ func TestStripManagedFields(t *testing.T) {
 	}
 	// Something without metadata passes through untouched.
 	tombstone := cache.DeletedFinalStateUnknown{Key: "ns/p"}
-	if out, err := stripManagedFields(tombstone); err != nil || out != tombstone {
+	if out, err := StripManagedFields(tombstone); err != nil || out != tombstone {
 		t.Errorf("tombstone: got %v, %v", out, err)
 	}
 }
