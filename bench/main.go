@@ -94,7 +94,7 @@ func benchMain() int {
 	flag.DurationVar(&c.leaseDuration, "lease-duration", le.LeaseDuration, "--leader-elect-lease-duration in the failover scenario (default: the manager's).")
 	flag.DurationVar(&c.renewDeadline, "renew-deadline", le.RenewDeadline, "--leader-elect-renew-deadline in the failover scenario (default: the manager's).")
 	flag.DurationVar(&c.retryPeriod, "retry-period", le.RetryPeriod, "--leader-elect-retry-period in the failover scenario (default: the manager's).")
-	flag.StringVar(&managerArgs, "manager-args", "", "Extra flags for every manager, space-separated (e.g. \"--kube-api-qps=400 --workers=16\").")
+	flag.StringVar(&managerArgs, "manager-args", "", "Extra flags for every manager, space-separated (e.g. \"--kube-api-qps=400 --network-workers=16\").")
 	flag.BoolVar(&c.profile, "profile", false, "Serve pprof from the managers and write their CPU profiles (burst, steady) and heap profile (memory) into -out.")
 	flag.Parse()
 	c.scenarios = strings.Split(scenarioList, ",")

@@ -57,6 +57,11 @@ type Backend interface {
 	List(ctx context.Context) ([]Owned, error)
 	// Ready returns nil when the backend is connected and its view of the system is current.
 	Ready() error
+	// OnReady registers fn, called each time the backend becomes ready: when it first connects,
+	// and after every reconnection (what changed while it was away was not reported, so the
+	// caller checks everything again). fn is called at once when the backend is ready already.
+	// fn must return at once, for example after a non-blocking send. A later call replaces fn.
+	OnReady(fn func())
 }
 
 // Notifier is implemented by backends that can tell when objects they own are changed or removed by

@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"k8s.io/client-go/tools/cache"
 	clientmetrics "k8s.io/client-go/tools/metrics"
 	"k8s.io/client-go/util/workqueue"
 )
@@ -120,9 +121,15 @@ func Register() {
 	})
 }
 
-// ObserveReconcile records one sync of controller that started at start and returned err.
-func ObserveReconcile(controller string, start time.Time, err error) {
-	ReconcileDuration.WithLabelValues(controller).Observe(time.Since(start).Seconds())
+// Reconciles records the controllers' syncs in ReconcileTotal, ReconcileErrors and
+// ReconcileDuration; the manager hands it to every controller's runner.
+var Reconciles reconcileObserver
+
+type reconcileObserver struct{}
+
+// ObserveSync records one sync of controller that took took and returned err.
+func (reconcileObserver) ObserveSync(controller string, _ cache.ObjectName, took time.Duration, err error) {
+	ReconcileDuration.WithLabelValues(controller).Observe(took.Seconds())
 	if err != nil {
 		ReconcileTotal.WithLabelValues(controller, "error").Inc()
 		ReconcileErrors.WithLabelValues(controller).Inc()

@@ -19,6 +19,7 @@ import (
 	"github.com/samplecrd/samplecrd-controller/pkg/controller/nodewatch"
 	"github.com/samplecrd/samplecrd-controller/pkg/controller/podcount"
 	"github.com/samplecrd/samplecrd-controller/pkg/controller/podwatch"
+	"github.com/samplecrd/samplecrd-controller/pkg/controller/runner"
 	clientset "github.com/samplecrd/samplecrd-controller/pkg/generated/clientset/versioned"
 	informers "github.com/samplecrd/samplecrd-controller/pkg/generated/informers/externalversions"
 	"github.com/samplecrd/samplecrd-controller/pkg/metrics"
@@ -34,11 +35,13 @@ type controllerContext struct {
 	informers         informers.SharedInformerFactory
 	// recorder returns an event recorder that names component as the source.
 	recorder func(component string) record.EventRecorder
-	// out is where the tutorial's controllers print their lines (standard output).
+	// runner are the work-loop settings every controller gets.
+	runner runner.Options
+	// out is where podwatch and nodewatch print their lines (standard output).
 	out io.Writer
-	// readyChecks collects the readiness checks controllers add, by name.
-	readyChecks map[string]func() error
-	// closers run when the manager stops, after the controllers.
+	// checks is /readyz, to which controllers add their readiness checks.
+	checks *checks
+	// closers run when the manager stops, after the controllers, last added first.
 	closers []func()
 }
 
@@ -80,13 +83,14 @@ func buildNetwork(ctx context.Context, cc *controllerContext) (runFunc, error) {
 		return nil, fmt.Errorf("creating the OVN backend: %w", err)
 	}
 	cc.closers = append(cc.closers, be.Close)
-	cc.readyChecks["backend-ovn"] = be.Ready
+	cc.checks.add("backend-ovn", be.Ready)
 	var instrumented backend.Backend = metrics.InstrumentBackend(be)
 	c, err := network.NewController(ctx, cc.client, cc.informers.Samplecrd().V1().Networks(), instrumented,
 		cc.recorder(network.ControllerName), network.Options{
 			OrphanSweepInterval: cc.opts.OrphanSweepInterval,
 			// Each Network is still checked once a period on average, and within one and a half.
 			ResyncSpread: cc.opts.ResyncPeriod / 2,
+			Runner:       cc.runner,
 		})
 	if err != nil {
 		return nil, err
@@ -106,6 +110,7 @@ func buildPodCount(ctx context.Context, cc *controllerContext) (runFunc, error) 
 			LabelKey:  cc.opts.PodCount.LabelKey,
 			EventMode: podcount.EventMode(cc.opts.PodCount.EventMode),
 			Period:    cc.opts.PodCount.Period,
+			Runner:    cc.runner,
 		})
 	if err != nil {
 		return nil, err
@@ -114,7 +119,7 @@ func buildPodCount(ctx context.Context, cc *controllerContext) (runFunc, error) 
 }
 
 func buildPodWatch(ctx context.Context, cc *controllerContext) (runFunc, error) {
-	c, err := podwatch.NewController(ctx, cc.kubeClient, cc.opts.PodWatchNamespace, cc.out, podwatch.Options{})
+	c, err := podwatch.NewController(ctx, cc.kubeClient, cc.opts.PodWatchNamespace, cc.out, podwatch.Options{Runner: cc.runner})
 	if err != nil {
 		return nil, err
 	}
@@ -122,14 +127,15 @@ func buildPodWatch(ctx context.Context, cc *controllerContext) (runFunc, error) 
 }
 
 func buildNodeWatch(ctx context.Context, cc *controllerContext) (runFunc, error) {
-	c, err := nodewatch.NewController(ctx, cc.kubeInformers.Core().V1().Nodes(), cc.out)
+	c, err := nodewatch.NewController(ctx, cc.kubeInformers.Core().V1().Nodes(), cc.out, nodewatch.Options{Runner: cc.runner})
 	if err != nil {
 		return nil, err
 	}
 	return c.Run, nil
 }
 
-// buildControllers builds every enabled controller, each with a logger named after it.
+// buildControllers builds every enabled controller, each with a logger named after it. ctx lives as
+// long as the manager: backends built on it stay connected until their closers run.
 func buildControllers(ctx context.Context, cc *controllerContext) (map[string]runFunc, error) {
 	runs := map[string]runFunc{}
 	for _, d := range controllerDescriptors() {

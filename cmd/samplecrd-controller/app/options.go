@@ -147,11 +147,13 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "Address of the /metrics endpoint; '0' disables it.")
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "Address of the /healthz and /readyz endpoints; '0' disables them.")
 	fs.BoolVar(&o.EnablePprof, "enable-pprof", o.EnablePprof, "Serve /debug/pprof/ on the metrics address.")
-	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", o.ShutdownTimeout, "How long a graceful stop waits for controllers to finish the items in hand.")
+	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", o.ShutdownTimeout, "How long, after the first SIGINT or SIGTERM, the controllers may take to finish the items in hand; then their requests are cancelled and the lease released. A second signal exits at once.")
 
 	fs.StringVar(&o.OVNNorthbound, "ovn-nb", o.OVNNorthbound, "Address of the OVN northbound database (unix:PATH, tcp:HOST:PORT or ssl:HOST:PORT); required by the network controller.")
 	fs.StringVar(&o.ClusterName, "cluster-name", o.ClusterName, "Name of this cluster, recorded on every backend object the network controller writes; objects of other clusters are never touched.")
+	fs.IntVar(&o.NetworkWorkers, "network-workers", o.NetworkWorkers, "Number of Networks synced at once.")
 	fs.IntVar(&o.NetworkWorkers, "workers", o.NetworkWorkers, "Number of Networks synced at once.")
+	_ = fs.MarkDeprecated("workers", "use --network-workers instead")
 	fs.DurationVar(&o.ResyncPeriod, "resync-period", o.ResyncPeriod, "Resync period of the Network informer: how often every Network is checked against the backend.")
 	fs.DurationVar(&o.OrphanSweepInterval, "orphan-sweep-interval", o.OrphanSweepInterval, "How often backend objects whose Network no longer exists are removed.")
 
@@ -185,7 +187,7 @@ func (o *Options) Validate() error {
 		}
 	}
 	if o.NetworkWorkers < 1 || o.PodWatchWorkers < 1 {
-		errs = append(errs, fmt.Errorf("--workers and --podwatch-workers must be at least 1, got %d and %d", o.NetworkWorkers, o.PodWatchWorkers))
+		errs = append(errs, fmt.Errorf("--network-workers and --podwatch-workers must be at least 1, got %d and %d", o.NetworkWorkers, o.PodWatchWorkers))
 	}
 	if o.KubeAPIQPS <= 0 || o.KubeAPIBurst < 1 {
 		errs = append(errs, fmt.Errorf("--kube-api-qps and --kube-api-burst must be positive, got %v and %d", o.KubeAPIQPS, o.KubeAPIBurst))

@@ -97,3 +97,32 @@ func TestDefaultsSuitAController(t *testing.T) {
 		t.Errorf("leader election is off by default")
 	}
 }
+
+// TestNetworkWorkersFlag checks --network-workers and its deprecated alias --workers, which still
+// sets the same option and is hidden from the help.
+func TestNetworkWorkersFlag(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want int
+	}{
+		{name: "default", want: NewOptions().NetworkWorkers},
+		{name: "network-workers", args: []string{"--network-workers=7"}, want: 7},
+		{name: "deprecated workers", args: []string{"--workers=5"}, want: 5},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := parse(t, tc.args...).NetworkWorkers; got != tc.want {
+				t.Errorf("NetworkWorkers = %d, want %d", got, tc.want)
+			}
+		})
+	}
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	NewOptions().AddFlags(fs)
+	if f := fs.Lookup("workers"); f == nil || f.Deprecated == "" || !strings.Contains(f.Deprecated, "--network-workers") {
+		t.Errorf("--workers is not deprecated in favour of --network-workers: %+v", f)
+	}
+	if usage := fs.FlagUsages(); strings.Contains(usage, "--workers ") {
+		t.Errorf("the help still offers --workers:\n%s", usage)
+	}
+}

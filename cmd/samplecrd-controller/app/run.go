@@ -9,9 +9,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"net/http"
+	"slices"
+
 	"github.com/google/uuid"
 	"github.com/spf13/pflag"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	kubeinformers "k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -28,18 +32,12 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/samplecrd/samplecrd-controller/internal/cachetransform"
+	"github.com/samplecrd/samplecrd-controller/pkg/controller/runner"
 	clientset "github.com/samplecrd/samplecrd-controller/pkg/generated/clientset/versioned"
 	samplecrdscheme "github.com/samplecrd/samplecrd-controller/pkg/generated/clientset/versioned/scheme"
 	informers "github.com/samplecrd/samplecrd-controller/pkg/generated/informers/externalversions"
 	"github.com/samplecrd/samplecrd-controller/pkg/metrics"
 )
-
-func init() {
-	// Events about Networks need the samplecrd types in the scheme the recorder uses. The scheme is
-	// global and read by every client: it is written once, here, never while a manager runs (tests
-	// run several managers in one process).
-	utilruntime.Must(samplecrdscheme.AddToScheme(kubescheme.Scheme))
-}
 
 // ErrLeaderLost is returned by Run when the manager lost its lease: it must exit, so that it never
 // writes while another replica leads.
@@ -95,12 +93,26 @@ func Run(ctx context.Context, o *Options) error {
 	return RunWithConfig(ctx, o, cfg)
 }
 
-// RunWithConfig runs the manager on cfg until ctx is cancelled: it builds the enabled controllers,
-// warms up the informers, waits for leadership (when enabled), runs the controllers, and on
-// cancellation stops them, waits (bounded by the shutdown timeout) for the items in hand, and only
-// then releases the lease. The integration tests run the manager through it, in process.
+// RunWithConfig runs the manager on cfg until ctx is cancelled. The integration tests run it in
+// process. Its lifetimes, in order:
+//
+//  1. the metrics and probe servers, which fail the manager when they cannot listen or serve;
+//  2. the controllers are built and the informers started, before leadership, so that a new
+//     leader starts with full caches (nothing writes before leadership);
+//  3. with the lease (or without leader election), the controllers run until ctx is cancelled;
+//     then they take no new keys, the keys in hand finish within the shutdown timeout, and the
+//     controllers return;
+//  4. then the lease is released, the informers stop, the backend disconnects, the servers stop
+//     and the events recorded meanwhile are sent.
 func RunWithConfig(ctx context.Context, o *Options, cfg *rest.Config) error {
 	metrics.Register()
+	// stop is ctx, or a server that failed; life lasts until RunWithConfig returns, for what must
+	// outlive the controllers.
+	stop, stopWith := context.WithCancelCause(ctx)
+	defer stopWith(nil)
+	life, endLife := context.WithCancel(context.WithoutCancel(ctx))
+	defer endLife()
+
 	cfg = rest.CopyConfig(cfg)
 	cfg.QPS = o.KubeAPIQPS
 	cfg.Burst = o.KubeAPIBurst
@@ -118,19 +130,40 @@ func RunWithConfig(ctx context.Context, o *Options, cfg *rest.Config) error {
 		return fmt.Errorf("creating the metadata client: %w", err)
 	}
 
-	// The broadcaster outlives ctx: events recorded during the graceful stop (the leader election's
-	// own, when the lease is released) are still sent; the deferred Shutdown ends it.
-	broadcaster := record.NewBroadcaster(record.WithContext(context.WithoutCancel(ctx)))
+	// Events recorded while stopping (the lease release's own) are still sent: the broadcaster
+	// stops last.
+	broadcaster := record.NewBroadcaster(record.WithContext(life))
 	broadcaster.StartStructuredLogging(2)
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kubeClient.CoreV1().Events("")})
 	defer broadcaster.Shutdown()
+	scheme := eventScheme()
 
-	// Servers stop with the manager, after the controllers.
-	serverCtx, stopServers := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopServers()
+	// 1. Servers. A server that stops serving stops the manager.
 	healthz, readyz := &checks{}, &checks{}
 	healthz.add("ping", func() error { return nil })
+	var servers []*server
+	defer func() {
+		for _, s := range servers {
+			s.stop()
+		}
+	}()
+	for _, s := range []struct {
+		name, addr string
+		handler    http.Handler
+	}{
+		{"metrics", o.MetricsBindAddress, metricsHandler(o.EnablePprof)},
+		{"health probes", o.HealthProbeBindAddress, probeHandler(healthz, readyz)},
+	} {
+		srv, err := serve(life, s.name, s.addr, s.handler, stopWith)
+		if err != nil {
+			return err
+		}
+		if srv != nil {
+			servers = append(servers, srv)
+		}
+	}
 
+	// 2. Controllers and informers.
 	cc := &controllerContext{
 		opts:       o,
 		kubeClient: kubeClient,
@@ -144,28 +177,30 @@ func RunWithConfig(ctx context.Context, o *Options, cfg *rest.Config) error {
 		informers: informers.NewSharedInformerFactoryWithOptions(client, o.ResyncPeriod,
 			informers.WithTransform(cachetransform.StripManagedFields)),
 		recorder: func(component string) record.EventRecorder {
-			return broadcaster.NewRecorder(kubescheme.Scheme, corev1.EventSource{Component: component})
+			return broadcaster.NewRecorder(scheme, corev1.EventSource{Component: component})
 		},
-		out:         os.Stdout,
-		readyChecks: map[string]func() error{},
+		runner: runner.Options{ShutdownTimeout: o.ShutdownTimeout, Observer: metrics.Reconciles},
+		out:    os.Stdout,
+		checks: readyz,
 	}
+	// The backends close after the controllers have stopped (deferred calls run in reverse).
 	defer func() {
-		for _, c := range cc.closers {
+		for _, c := range slices.Backward(cc.closers) {
 			c()
 		}
 	}()
-	runs, err := buildControllers(ctx, cc)
+	runs, err := buildControllers(life, cc)
 	if err != nil {
 		return err
 	}
-	for name, check := range cc.readyChecks {
-		readyz.add(name, check)
-	}
 
-	// Informers warm up before leadership, so that a new leader starts with full caches.
-	// Nothing writes before leadership: only the controllers' workers do.
-	informerCtx, stopInformers := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopInformers()
+	informerCtx, stopInformers := context.WithCancel(life)
+	defer func() {
+		stopInformers()
+		cc.kubeInformers.Shutdown()
+		cc.metadataInformers.Shutdown()
+		cc.informers.Shutdown()
+	}()
 	var synced atomic.Bool
 	readyz.add("informers", func() error {
 		if !synced.Load() {
@@ -176,12 +211,6 @@ func RunWithConfig(ctx context.Context, o *Options, cfg *rest.Config) error {
 	cc.kubeInformers.Start(informerCtx.Done())
 	cc.metadataInformers.Start(informerCtx.Done())
 	cc.informers.Start(informerCtx.Done())
-	defer func() {
-		stopInformers()
-		cc.kubeInformers.Shutdown()
-		cc.metadataInformers.Shutdown()
-		cc.informers.Shutdown()
-	}()
 	go func() {
 		cc.kubeInformers.WaitForCacheSync(informerCtx.Done())
 		cc.metadataInformers.WaitForCacheSync(informerCtx.Done())
@@ -189,25 +218,43 @@ func RunWithConfig(ctx context.Context, o *Options, cfg *rest.Config) error {
 		synced.Store(informerCtx.Err() == nil)
 	}()
 
-	if _, err := serve(serverCtx, "metrics", o.MetricsBindAddress, metricsHandler(o.EnablePprof)); err != nil {
+	// 3 and 4.
+	if o.LeaderElection.Enabled {
+		err = runWithLeaderElection(stop, life, o, kubeClient, cc, runs, healthz)
+	} else {
+		metrics.Leader.Set(1)
+		err = runControllers(stop, o, runs)
+		metrics.Leader.Set(0)
+	}
+	if err != nil {
 		return err
 	}
-
-	if !o.LeaderElection.Enabled {
-		if _, err := serve(serverCtx, "health probes", o.HealthProbeBindAddress, probeHandler(healthz, readyz)); err != nil {
-			return err
-		}
-		metrics.Leader.Set(1)
-		defer metrics.Leader.Set(0)
-		runControllers(ctx, o, runs)
-		return nil
+	if cause := context.Cause(stop); cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause
 	}
-	return runWithLeaderElection(ctx, serverCtx, o, kubeClient, cc, runs, healthz, readyz)
+	return nil
 }
 
-// runControllers runs every controller until ctx is cancelled, then waits for them, at most the
-// shutdown timeout.
-func runControllers(ctx context.Context, o *Options, runs map[string]runFunc) {
+// eventScheme is the scheme the event recorders resolve objects with: the Kubernetes types and
+// the samplecrd ones. It is the manager's own; client-go's global scheme is left alone.
+func eventScheme() *runtime.Scheme {
+	scheme := runtime.NewScheme()
+	utilruntime.Must(kubescheme.AddToScheme(scheme))
+	utilruntime.Must(samplecrdscheme.AddToScheme(scheme))
+	return scheme
+}
+
+// stopGrace is how long runControllers waits past the shutdown timeout, after which the runner has
+// cancelled the syncs in hand, for the controllers to return.
+const stopGrace = 2 * time.Second
+
+// errControllersStuck is returned when controllers did not return after their syncs were
+// cancelled: the process must exit without releasing the lease, which expires by itself.
+var errControllersStuck = errors.New("controllers did not stop within the shutdown timeout")
+
+// runControllers runs every controller until ctx is cancelled and returns once they have all
+// returned: they finish the keys in hand within the shutdown timeout.
+func runControllers(ctx context.Context, o *Options, runs map[string]runFunc) error {
 	logger := klog.FromContext(ctx)
 	var wg sync.WaitGroup
 	for name, run := range runs {
@@ -215,8 +262,6 @@ func runControllers(ctx context.Context, o *Options, runs map[string]runFunc) {
 			run(klog.NewContext(ctx, klog.LoggerWithName(logger, name)))
 		})
 	}
-	<-ctx.Done()
-	logger.Info("Stopping controllers: waiting for the items in hand", "timeout", o.ShutdownTimeout)
 	done := make(chan struct{})
 	go func() {
 		wg.Wait()
@@ -224,18 +269,28 @@ func runControllers(ctx context.Context, o *Options, runs map[string]runFunc) {
 	}()
 	select {
 	case <-done:
+		// Only when every controller failed to start (caches that never sync and a cancel).
+		return nil
+	case <-ctx.Done():
+	}
+	logger.Info("Stopping controllers: finishing the keys in hand", "timeout", o.ShutdownTimeout)
+	timer := time.NewTimer(o.ShutdownTimeout + stopGrace)
+	defer timer.Stop()
+	select {
+	case <-done:
 		logger.Info("All controllers stopped")
-	case <-time.After(o.ShutdownTimeout):
-		logger.Info("Controllers did not stop within the shutdown timeout; exiting anyway", "timeout", o.ShutdownTimeout)
+		return nil
+	case <-timer.C:
+		return fmt.Errorf("%w (%s)", errControllersStuck, o.ShutdownTimeout)
 	}
 }
 
 // runWithLeaderElection runs the controllers while this process holds the Lease. On ctx's
-// cancellation the controllers stop first and the lease is released after them, so that the next
-// leader never overlaps with this one's last writes. Losing the lease stops the controllers and
+// cancellation the controllers stop first and the lease is released after their last write, so
+// that the next leader never overlaps with this one. Losing the lease stops the controllers and
 // returns ErrLeaderLost.
-func runWithLeaderElection(ctx, serverCtx context.Context, o *Options, kubeClient kubernetes.Interface,
-	cc *controllerContext, runs map[string]runFunc, healthz, readyz *checks) error {
+func runWithLeaderElection(ctx, life context.Context, o *Options, kubeClient kubernetes.Interface,
+	cc *controllerContext, runs map[string]runFunc, healthz *checks) error {
 	logger := klog.FromContext(ctx)
 	hostname, err := os.Hostname()
 	if err != nil {
@@ -250,16 +305,19 @@ func runWithLeaderElection(ctx, serverCtx context.Context, o *Options, kubeClien
 	if err != nil {
 		return fmt.Errorf("creating the leader election lock: %w", err)
 	}
-	// The lease outlives ctx: it is released once the controllers have stopped.
-	leCtx, cancelLE := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelLE()
+	// The elector runs on its own context: cancelling it releases the lease, which happens only
+	// once the controllers have returned.
+	leCtx, cancelLE := context.WithCancel(life)
+	stuck := false
+	defer func() {
+		if !stuck {
+			cancelLE()
+		}
+	}()
 	watchdog := leaderelection.NewLeaderHealthzAdaptor(o.LeaderElection.RenewDeadline)
 	healthz.add("leader-election", func() error { return watchdog.Check(nil) })
-	if _, err := serve(serverCtx, "health probes", o.HealthProbeBindAddress, probeHandler(healthz, readyz)); err != nil {
-		return err
-	}
 
-	controllersDone := make(chan struct{})
+	controllersDone := make(chan error, 1)
 	var startOnce sync.Once
 	elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 		Lock:            lock,
@@ -272,7 +330,6 @@ func runWithLeaderElection(ctx, serverCtx context.Context, o *Options, kubeClien
 		Callbacks: leaderelection.LeaderCallbacks{
 			OnStartedLeading: func(leading context.Context) {
 				startOnce.Do(func() {
-					defer close(controllersDone)
 					logger.Info("Started leading", "identity", identity)
 					metrics.Leader.Set(1)
 					defer metrics.Leader.Set(0)
@@ -286,7 +343,7 @@ func runWithLeaderElection(ctx, serverCtx context.Context, o *Options, kubeClien
 						case <-runCtx.Done():
 						}
 					}()
-					runControllers(runCtx, o, runs)
+					controllersDone <- runControllers(runCtx, o, runs)
 				})
 			},
 			OnStoppedLeading: func() {
@@ -313,18 +370,23 @@ func runWithLeaderElection(ctx, serverCtx context.Context, o *Options, kubeClien
 
 	select {
 	case <-ctx.Done():
-		// Graceful stop: controllers first (if they run), then the lease.
+		// Graceful stop: the controllers (if they run), then the lease.
 		if elector.IsLeader() {
-			<-controllersDone
+			if err := <-controllersDone; err != nil {
+				stuck = true
+				return err
+			}
 		}
 		cancelLE()
 		<-electorDone
 		logger.Info("Released the leader lease")
 		return nil
 	case <-electorDone:
-		// The elector returns by itself only after it led and failed to renew: stop the
-		// controllers (they follow the leading context) and exit.
-		<-controllersDone
+		// The elector returns by itself only after it led and failed to renew: the controllers
+		// follow the leading context.
+		if err := <-controllersDone; err != nil {
+			return err
+		}
 		return ErrLeaderLost
 	}
 }

@@ -64,31 +64,41 @@ func (c *checks) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write([]byte(body.String()))
 }
 
-// serve listens on addr (nothing when it is "0" or empty) and serves handler until ctx is done.
-// It returns the address it listens on, so that ":0" can be used.
-func serve(ctx context.Context, name, addr string, handler http.Handler) (string, error) {
+// server is one HTTP server of the manager.
+type server struct {
+	srv  *http.Server
+	done chan struct{}
+}
+
+// serve listens on addr (nothing when it is "0" or empty) and serves handler, until stop. A server
+// that cannot listen is an error; one that stops serving by itself calls fail with an error
+// naming its address, so that the manager stops instead of running on without it.
+func serve(ctx context.Context, name, addr string, handler http.Handler, fail func(error)) (*server, error) {
 	if addr == "" || addr == "0" {
-		return "", nil
+		return nil, nil
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return "", fmt.Errorf("listening for %s on %s: %w", name, addr, err)
+		return nil, fmt.Errorf("%s server: listening on %s: %w", name, addr, err)
 	}
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
-	logger := klog.FromContext(ctx)
+	s := &server{srv: &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}, done: make(chan struct{})}
+	bound := ln.Addr().String()
 	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			logger.Error(err, "Server failed", "server", name)
+		defer close(s.done)
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			fail(fmt.Errorf("%s server on %s: %w", name, bound, err))
 		}
 	}()
-	go func() {
-		<-ctx.Done()
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(shutdownCtx)
-	}()
-	logger.Info("Serving", "server", name, "address", ln.Addr().String())
-	return ln.Addr().String(), nil
+	klog.FromContext(ctx).Info("Serving", "server", name, "address", bound)
+	return s, nil
+}
+
+// stop closes the server, waiting a little for requests in flight.
+func (s *server) stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = s.srv.Shutdown(ctx)
+	<-s.done
 }
 
 // metricsHandler serves /metrics, and /debug/pprof/ when enabled.

@@ -36,6 +36,8 @@ type Backend struct {
 	errs map[string][]error
 	// notReady, when set, is returned by Ready.
 	notReady error
+	// onReady is the function registered with OnReady.
+	onReady func()
 	// nextID numbers the networks' IDs.
 	nextID int
 	ids    map[types.UID]string
@@ -69,11 +71,27 @@ func (b *Backend) InjectError(op string, err error) {
 	b.errs[op] = append(b.errs[op], err)
 }
 
-// SetNotReady makes Ready return err (nil makes it ready).
+// SetNotReady makes Ready return err (nil makes it ready, and calls the OnReady function when it
+// was not).
 func (b *Backend) SetNotReady(err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	wasReady := b.notReady == nil
 	b.notReady = err
+	if err == nil && !wasReady && b.onReady != nil {
+		b.onReady()
+	}
+}
+
+// OnReady registers fn, called at once when the backend is ready and whenever SetNotReady(nil)
+// makes it ready again.
+func (b *Backend) OnReady(fn func()) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.onReady = fn
+	if b.notReady == nil {
+		fn()
+	}
 }
 
 func (b *Backend) record(op string, uid types.UID) error {

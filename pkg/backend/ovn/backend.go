@@ -80,8 +80,12 @@ type Backend struct {
 	// connMu is held for writing while the client connects (which replaces libovsdb's cache and
 	// API objects) and for reading while the cache is read or operations are built from it.
 	connMu sync.RWMutex
-	// ready is true from the end of the monitor's initial dump until the connection is lost.
-	ready atomic.Bool
+	// ready is true from the end of the monitor's initial dump until the connection is lost. It
+	// is set under readyMu, so that OnReady's function sees every transition to ready.
+	ready   atomic.Bool
+	readyMu sync.Mutex
+	// onReady is the function registered with OnReady, nil until then; guarded by readyMu.
+	onReady func()
 	// lastErr is why the backend is not ready, for Ready's error.
 	lastErr atomic.Pointer[error]
 	// handledCache is the libovsdb cache that the event handler was added to; libovsdb makes a
@@ -203,6 +207,28 @@ func (b *Backend) Ready() error {
 	return fmt.Errorf("%w: OVN northbound database %s: %v", backend.ErrNotReady, b.opts.Endpoint, *b.lastErr.Load())
 }
 
+// OnReady registers fn, called when the backend becomes ready after connecting (the first time
+// and after every reconnection), and at once when it is ready already. fn runs on the
+// connection's goroutine, so it must return at once. A later call replaces fn.
+func (b *Backend) OnReady(fn func()) {
+	b.readyMu.Lock()
+	defer b.readyMu.Unlock()
+	b.onReady = fn
+	if b.ready.Load() {
+		fn()
+	}
+}
+
+// setReady records whether the backend is ready, and calls the OnReady function when it becomes so.
+func (b *Backend) setReady(ready bool) {
+	b.readyMu.Lock()
+	defer b.readyMu.Unlock()
+	was := b.ready.Swap(ready)
+	if ready && !was && b.onReady != nil {
+		b.onReady()
+	}
+}
+
 // OnChange registers fn, called with the owner of every switch, switch port or router port of the
 // cluster that is updated or deleted, including by this backend's own Ensure and Delete. fn is
 // called from libovsdb's event loop, so it must return at once (for example after adding to a
@@ -314,7 +340,7 @@ func (b *Backend) connectAndServe(ctx context.Context) (bool, error) {
 		b.disconnect(ctx)
 		return false, fmt.Errorf("monitoring the northbound tables: %w", err)
 	}
-	b.ready.Store(true)
+	b.setReady(true)
 	b.logger.Info("Connected to the OVN northbound database")
 
 	if _, _, err := b.ensureRouter(ctx); err != nil && ctx.Err() == nil {
@@ -331,11 +357,11 @@ func (b *Backend) connectAndServe(ctx context.Context) (bool, error) {
 	for {
 		select {
 		case <-b.disconnected:
-			b.ready.Store(false)
+			b.setReady(false)
 			b.logger.Info("Disconnected from the OVN northbound database")
 			return true, errors.New("disconnected")
 		case <-ctx.Done():
-			b.ready.Store(false)
+			b.setReady(false)
 			b.disconnect(context.Background())
 			return true, ctx.Err()
 		case <-probe:
@@ -344,7 +370,7 @@ func (b *Backend) connectAndServe(ctx context.Context) (bool, error) {
 			cancel()
 			if err != nil && ctx.Err() == nil {
 				b.logger.Info("OVN northbound database does not answer, reconnecting", "err", err)
-				b.ready.Store(false)
+				b.setReady(false)
 				b.disconnect(ctx)
 				return true, fmt.Errorf("echo: %w", err)
 			}

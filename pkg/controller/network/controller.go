@@ -4,11 +4,12 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
@@ -17,7 +18,7 @@ import (
 
 	samplecrdv1 "github.com/samplecrd/samplecrd-controller/pkg/apis/samplecrd/v1"
 	"github.com/samplecrd/samplecrd-controller/pkg/backend"
-	"github.com/samplecrd/samplecrd-controller/pkg/controller/worker"
+	"github.com/samplecrd/samplecrd-controller/pkg/controller/runner"
 	clientset "github.com/samplecrd/samplecrd-controller/pkg/generated/clientset/versioned"
 	samplecrdinformers "github.com/samplecrd/samplecrd-controller/pkg/generated/informers/externalversions/samplecrd/v1"
 	listers "github.com/samplecrd/samplecrd-controller/pkg/generated/listers/samplecrd/v1"
@@ -65,6 +66,18 @@ type Controller struct {
 	backendStartupWait time.Duration
 	// resyncSpread bounds the random delay of the drift check of a periodic resync.
 	resyncSpread time.Duration
+	// runnerOpts are the manager-wide settings of the work loop.
+	runnerOpts runner.Options
+	// logger is for the event handlers, which have no context of their own.
+	logger klog.Logger
+
+	// firstReady is closed when the backend is first ready; readyOnce guards it.
+	firstReady chan struct{}
+	readyOnce  atomic.Bool
+	// sweepNow triggers an orphan sweep; it holds at most one request.
+	sweepNow chan struct{}
+	// orphans are the backend UIDs found without a Network, by the key the sync removes them under.
+	orphans orphanSet
 }
 
 // Options tune a Controller; the zero value gives the defaults.
@@ -81,6 +94,8 @@ type Options struct {
 	ResyncSpread time.Duration
 	// RateLimiter paces retries of failing keys; exponential from 5 ms to 30 s when nil.
 	RateLimiter workqueue.TypedRateLimiter[cache.ObjectName]
+	// Runner are the manager-wide settings of the work loop: shutdown timeout and observer.
+	Runner runner.Options
 }
 
 // NewController returns a network controller. It registers its event handlers and indexes on the
@@ -118,6 +133,10 @@ func NewController(
 		orphanSweepInterval: opts.OrphanSweepInterval,
 		backendStartupWait:  opts.BackendStartupWait,
 		resyncSpread:        opts.ResyncSpread,
+		runnerOpts:          opts.Runner,
+		logger:              logger,
+		firstReady:          make(chan struct{}),
+		sweepNow:            make(chan struct{}, 1),
 	}
 	c.networks = cache.NewIntegerResourceVersionMutationCacheWithOptions(logger, c.networksIndexer, cache.MutationCacheOptions{
 		// Long enough for any watch event to arrive; the informer's own events evict entries
@@ -135,6 +154,7 @@ func NewController(
 	}, cache.HandlerOptions{Logger: &logger}); err != nil {
 		return nil, fmt.Errorf("adding the Network event handler: %w", err)
 	}
+	be.OnReady(c.backendBecameReady)
 	if n, ok := be.(backend.Notifier); ok {
 		// Drift repair at once: the backend tells which Network owns a row changed out of band.
 		n.OnChange(func(o backend.Owned) {
@@ -162,8 +182,8 @@ func (c *Controller) updateNetwork(oldObj, newObj any) {
 	}
 	c.networks.OnAddOrUpdate(newN)
 	if oldN.ResourceVersion == newN.ResourceVersion {
-		// A periodic resync. The tutorial drops these; here they are the drift check: the sync
-		// compares the backend with the spec and writes nothing when they agree. Nothing about
+		// A periodic resync: the drift check. The sync compares the backend with the spec and
+		// writes nothing when they agree. Nothing about
 		// other Networks changed, so no overlap fan-out. The resync hands over every Network at
 		// once: spread them out, so that a new Network does not wait behind thousands of checks.
 		c.queue.AddAfter(cache.MetaObjectToName(newN), c.resyncDelay())
@@ -184,7 +204,7 @@ func (c *Controller) deleteNetwork(obj any) {
 	}
 	n, ok := obj.(*samplecrdv1.Network)
 	if !ok {
-		utilruntime.HandleError(fmt.Errorf("network controller: deleted object is %T, not a Network", obj))
+		utilruntime.HandleErrorWithLogger(c.logger, nil, "Deleted object is not a Network", "type", fmt.Sprintf("%T", obj))
 		return
 	}
 	c.networks.OnDelete(n)
@@ -210,7 +230,7 @@ func (c *Controller) enqueueYoungerOverlapping(n *samplecrdv1.Network) {
 	}
 	others, err := overlapping(c.networksIndexer, p, n)
 	if err != nil {
-		utilruntime.HandleError(fmt.Errorf("finding Networks overlapping %s: %w", klog.KObj(n), err))
+		utilruntime.HandleErrorWithLogger(c.logger, err, "Finding the Networks that overlap a changed one", "network", klog.KObj(n))
 		return
 	}
 	for _, o := range others {
@@ -220,88 +240,92 @@ func (c *Controller) enqueueYoungerOverlapping(n *samplecrdv1.Network) {
 	}
 }
 
-// Run waits for the cache, removes orphans, starts workers and blocks until ctx is done; then it
-// shuts the queue down and waits for the workers to finish the item in hand.
+// Run syncs Networks with workers workers until ctx is done, then finishes the keys in hand (see
+// runner.Run). The orphan sweep runs when the backend becomes ready and every sweep interval after.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	defer utilruntime.HandleCrashWithContext(ctx)
-	defer c.queue.ShutDown()
-	logger := klog.FromContext(ctx)
-	logger.Info("Starting controller", "controller", ControllerName, "workers", workers)
-	defer logger.Info("Shutting down controller", "controller", ControllerName)
-
-	if !cache.WaitForNamedCacheSyncWithContext(ctx, c.networksSynced) {
-		return
-	}
-	// A manager that just started is usually still connecting to the backend. Syncing now would
-	// mark every Network it reaches BackendError and back to Synced a moment later: two status
-	// writes and two events each, for nothing. Wait a little for the backend; one that stays down
-	// is reported on the Networks as usual.
-	if err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, c.backendStartupWait, true,
-		func(context.Context) (bool, error) { return c.backend.Ready() == nil, nil }); err != nil {
-		if ctx.Err() != nil {
-			return
-		}
-		logger.Info("Backend is not ready: starting anyway, Networks will report it", "waited", c.backendStartupWait, "err", c.backend.Ready())
-	}
-
-	var wg wait.Group
-	for range workers {
-		wg.StartWithContext(ctx, func(ctx context.Context) {
-			wait.UntilWithContext(ctx, c.loop().Run, time.Second)
-		})
-	}
-	wg.StartWithContext(ctx, func(ctx context.Context) {
-		// At start-up, then periodically: a sweep that fails (backend down) is retried at the next,
-		// or when the backend comes back (below).
-		wait.UntilWithContext(ctx, c.sweepOrphans, c.orphanSweepInterval)
+	runner.Run(ctx, runner.Config{
+		Name:          ControllerName,
+		KeyName:       "network",
+		Queue:         c.queue,
+		Sync:          c.syncNetwork,
+		Workers:       workers,
+		CachesSynced:  []cache.InformerSynced{c.networksSynced},
+		BeforeWorkers: c.waitForBackend,
+		Passes: []runner.Pass{
+			{Name: "orphan sweep", Interval: c.orphanSweepInterval, Trigger: c.sweepNow, Run: c.sweepOrphans},
+		},
+		Options: c.runnerOpts,
 	})
-	wg.StartWithContext(ctx, func(ctx context.Context) {
-		wasReady := c.backend.Ready() == nil
-		wait.UntilWithContext(ctx, func(ctx context.Context) {
-			ready := c.backend.Ready() == nil
-			if ready && !wasReady {
-				c.backendReturned(ctx)
-			}
-			wasReady = ready
-		}, backendReadinessInterval)
-	})
-	<-ctx.Done()
-	c.queue.ShutDown()
-	wg.Wait()
 }
 
-// backendReadinessInterval is how often Run checks whether the backend came back.
-const backendReadinessInterval = time.Second
+// waitForBackend waits, at most backendStartupWait, for the backend's first readiness. A manager
+// that just started is usually still connecting: syncing now would mark every Network it reaches
+// BackendError and back to Synced a moment later, two status writes and two events each, for
+// nothing. A backend that stays down is reported on the Networks as usual.
+func (c *Controller) waitForBackend(ctx context.Context) {
+	timer := time.NewTimer(c.backendStartupWait)
+	defer timer.Stop()
+	select {
+	case <-c.firstReady:
+	case <-ctx.Done():
+	case <-timer.C:
+		klog.FromContext(ctx).Info("Backend is not ready: starting anyway, Networks will report it",
+			"waited", c.backendStartupWait, "err", c.backend.Ready())
+	}
+}
 
-// backendReturned handles a backend that is ready again after it was not: whatever changed in it
-// meanwhile was not reported, so every Network is checked against it again, and orphans swept.
-func (c *Controller) backendReturned(ctx context.Context) {
+// backendBecameReady is the backend's OnReady function. The first time it lets the workers start;
+// after a reconnection, whatever changed in the backend meanwhile was not reported, so every
+// Network is checked again. Either way the orphans are swept. It runs on the backend's goroutine
+// and only enqueues.
+func (c *Controller) backendBecameReady() {
+	if c.readyOnce.CompareAndSwap(false, true) {
+		close(c.firstReady)
+	} else {
+		networks, err := c.networksLister.List(labels.Everything())
+		if err != nil {
+			utilruntime.HandleErrorWithLogger(c.logger, err, "Listing Networks to check after the backend returned")
+		}
+		c.logger.Info("Backend is ready again: checking every Network against it", "networks", len(networks))
+		for _, n := range networks {
+			c.queue.Add(cache.MetaObjectToName(n))
+		}
+	}
+	select {
+	case c.sweepNow <- struct{}{}:
+	default: // a sweep is due already
+	}
+}
+
+// sweepOrphans finds backend objects owned by this cluster whose Network is not in the cache, and
+// enqueues their Network's key: the sync, which owns every backend write for a key, removes them.
+func (c *Controller) sweepOrphans(ctx context.Context) {
+	owned, err := c.backend.List(ctx)
+	if err != nil {
+		// Retried at the next sweep, or when the backend is ready again.
+		utilruntime.HandleErrorWithContext(ctx, err, "Listing backend networks for the orphan sweep")
+		return
+	}
 	networks, err := c.networksLister.List(labels.Everything())
 	if err != nil {
-		utilruntime.HandleErrorWithContext(ctx, err, "Listing Networks to resync after the backend returned")
+		utilruntime.HandleErrorWithContext(ctx, err, "Listing Networks for the orphan sweep")
 		return
 	}
-	klog.FromContext(ctx).Info("Backend is ready again: checking every Network against it", "networks", len(networks))
+	live := make(map[types.UID]struct{}, len(networks))
 	for _, n := range networks {
-		c.queue.Add(cache.MetaObjectToName(n))
+		live[n.UID] = struct{}{}
 	}
-	c.sweepOrphans(ctx)
-}
-
-func (c *Controller) sweepOrphans(ctx context.Context) {
-	if err := c.removeOrphans(ctx); err != nil {
-		utilruntime.HandleErrorWithContext(ctx, err, "Removing orphaned backend objects")
+	found := 0
+	for _, o := range owned {
+		if _, ok := live[o.UID]; ok {
+			continue
+		}
+		key := cache.ObjectName{Namespace: o.Namespace, Name: o.Name}
+		c.orphans.add(key, o.UID)
+		c.queue.Add(key)
+		found++
 	}
-}
-
-// loop is the work loop: each key is synced with a logger that names the Network.
-func (c *Controller) loop() worker.Loop[cache.ObjectName] {
-	return worker.Loop[cache.ObjectName]{
-		Controller: ControllerName,
-		Queue:      c.queue,
-		Sync: func(ctx context.Context, key cache.ObjectName) error {
-			logger := klog.LoggerWithValues(klog.FromContext(ctx), "network", key)
-			return c.syncNetwork(klog.NewContext(ctx, logger), key)
-		},
+	if found > 0 {
+		klog.FromContext(ctx).V(2).Info("Found orphaned backend objects", "count", found)
 	}
 }

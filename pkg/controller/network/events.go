@@ -1,17 +1,10 @@
 package network
 
-// Event reasons. Synced and its message are the tutorial's.
+// Event reasons and messages besides the Ready condition's reasons (samplecrdv1.Reason*), which
+// events reuse: a Warning event carries the reason of the condition it reports.
 const (
-	// ReasonSynced is recorded when the backend was changed to match a Network.
-	ReasonSynced = "Synced"
-	// MessageSynced is the message of a Synced event.
+	// MessageSynced is the message of a Synced event and of the Ready condition once programmed.
 	MessageSynced = "Network synced successfully"
-	// ReasonCIDRConflict is recorded when a Network is not programmed because an older one overlaps it.
-	ReasonCIDRConflict = "CIDRConflict"
-	// ReasonInvalidSpec is recorded when a Network's spec cannot be programmed.
-	ReasonInvalidSpec = "InvalidSpec"
-	// ReasonBackendError is recorded when the backend fails; the controller retries with backoff.
-	ReasonBackendError = "BackendError"
 	// ReasonDeleted is recorded when a deleted Network's backend objects are removed.
 	ReasonDeleted = "Deleted"
 )

@@ -11,6 +11,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	samplecrdv1 "github.com/samplecrd/samplecrd-controller/pkg/apis/samplecrd/v1"
+	fakebackend "github.com/samplecrd/samplecrd-controller/pkg/backend/fake"
 )
 
 // TestOverlappingMatchesBruteForce compares the index lookup with checking every pair, on random
@@ -106,7 +107,7 @@ func TestHandlersEnqueue(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t, nil, wide, narrow, apart)
+			f := newFixture(t, fakebackend.New(), wide, narrow, apart)
 			tc.event(f.controller)
 			var got []string
 			for f.controller.queue.Len() > 0 {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -45,28 +46,31 @@ func (c *Controller) syncNetwork(ctx context.Context, key cache.ObjectName) erro
 	cached, err := c.getNetwork(key)
 	if apierrors.IsNotFound(err) {
 		// Gone, finalizer and all: its backend objects went before the finalizer did. A Network
-		// whose finalizer someone else removed leaves orphans for the orphan sweep.
+		// whose finalizer someone else removed left orphans, which the sweep reported.
 		logger.V(4).Info("Network no longer exists")
-		return nil
+		return c.removeOrphans(ctx, key, "")
 	}
 	if err != nil {
 		return fmt.Errorf("reading Network %s from the cache: %w", key, err)
+	}
+	if err := c.removeOrphans(ctx, key, cached.UID); err != nil {
+		return err
 	}
 
 	if !cached.DeletionTimestamp.IsZero() {
 		return c.syncDeleting(ctx, cached)
 	}
 
-	desired, err := desiredNetwork(cached)
-	if err != nil {
+	desired, invalid := desiredNetwork(cached)
+	if invalid != nil {
 		// Admission validation makes this rare (the CRD was installed without its rules, say).
 		// Nothing the controller does will fix it: say so and wait for a new spec.
 		if err := c.unprogram(ctx, cached); err != nil {
 			return err
 		}
-		cond := notReady(samplecrdv1.ReasonInvalidSpec, err.Error())
+		cond := notReady(samplecrdv1.ReasonInvalidSpec, invalid.Error())
 		if !conditionMatches(cached, cond) {
-			c.recorder.Event(cached, corev1.EventTypeWarning, ReasonInvalidSpec, err.Error())
+			c.recorder.Event(cached, corev1.EventTypeWarning, samplecrdv1.ReasonInvalidSpec, invalid.Error())
 		}
 		return c.writeStatus(ctx, cached, cond, nil)
 	}
@@ -81,7 +85,7 @@ func (c *Controller) syncNetwork(ctx context.Context, key cache.ObjectName) erro
 			desired.CIDR, winner.Namespace, winner.Name, winner.Spec.Cidr)
 		cond := notReady(samplecrdv1.ReasonCIDRConflict, msg)
 		if !conditionMatches(cached, cond) {
-			c.recorder.Event(cached, corev1.EventTypeWarning, ReasonCIDRConflict, msg)
+			c.recorder.Event(cached, corev1.EventTypeWarning, samplecrdv1.ReasonCIDRConflict, msg)
 		}
 		return c.writeStatus(ctx, cached, cond, nil)
 	}
@@ -94,7 +98,7 @@ func (c *Controller) syncNetwork(ctx context.Context, key cache.ObjectName) erro
 	status, err := c.backend.Ensure(ctx, desired)
 	if err != nil {
 		msg := fmt.Sprintf("%s backend: %v", c.backend.Type(), err)
-		c.recorder.Event(network, corev1.EventTypeWarning, ReasonBackendError, msg)
+		c.recorder.Event(network, corev1.EventTypeWarning, samplecrdv1.ReasonBackendError, msg)
 		return errors.Join(
 			fmt.Errorf("ensuring Network %s in the backend: %w", key, err),
 			c.writeStatus(ctx, network, notReady(samplecrdv1.ReasonBackendError, msg), network.Status.Backend),
@@ -111,7 +115,7 @@ func (c *Controller) syncNetwork(ctx context.Context, key cache.ObjectName) erro
 	}
 	changedStatus := !conditionMatches(network, ready)
 	if status.Changed || changedStatus {
-		c.recorder.Event(network, corev1.EventTypeNormal, ReasonSynced, MessageSynced)
+		c.recorder.Event(network, corev1.EventTypeNormal, samplecrdv1.ReasonSynced, MessageSynced)
 	}
 	return c.writeStatus(ctx, network, ready, &samplecrdv1.NetworkBackendStatus{Type: status.Type, Name: status.Name, ID: status.ID})
 }
@@ -123,7 +127,7 @@ func (c *Controller) syncDeleting(ctx context.Context, n *samplecrdv1.Network) e
 	}
 	if err := c.backend.Delete(ctx, n.UID); err != nil {
 		msg := fmt.Sprintf("deleting from the %s backend: %v", c.backend.Type(), err)
-		c.recorder.Event(n, corev1.EventTypeWarning, ReasonBackendError, msg)
+		c.recorder.Event(n, corev1.EventTypeWarning, samplecrdv1.ReasonBackendError, msg)
 		return errors.Join(
 			fmt.Errorf("deleting Network %s from the backend: %w", klog.KObj(n), err),
 			c.writeStatus(ctx, n, notReady(samplecrdv1.ReasonDeleting, msg), n.Status.Backend),
@@ -261,33 +265,73 @@ func (c *Controller) writeStatus(ctx context.Context, n *samplecrdv1.Network, re
 	return nil
 }
 
-// removeOrphans deletes backend objects owned by this cluster whose Network no longer exists. The
-// cache is confirmed with a read from the API server before anything is deleted, so that a cache
-// that lags behind a just-created Network cannot cost it its network.
-func (c *Controller) removeOrphans(ctx context.Context) error {
-	logger := klog.FromContext(ctx)
-	owned, err := c.backend.List(ctx)
-	if err != nil {
-		return fmt.Errorf("listing backend networks: %w", err)
+// removeOrphans deletes the backend objects the orphan sweep found under key, except those of
+// live, the UID of the Network the cache holds under key ("" for none). With no Network in the
+// cache, a read from the API server confirms it is gone before anything is deleted, so that a cache
+// lagging behind a just-created Network cannot cost it its network.
+func (c *Controller) removeOrphans(ctx context.Context, key cache.ObjectName, live types.UID) error {
+	uids := c.orphans.get(key)
+	if len(uids) == 0 {
+		return nil
 	}
-	var errs []error
-	for _, o := range owned {
-		if n, err := c.networksLister.Networks(o.Namespace).Get(o.Name); err == nil && n.UID == o.UID {
-			continue
-		}
-		live, err := c.client.SamplecrdV1().Networks(o.Namespace).Get(ctx, o.Name, metav1.GetOptions{})
+	if live == "" && key.Name != "" {
+		// An object with no name cannot exist: rows without one are orphans whatever the API says.
+		n, err := c.client.SamplecrdV1().Networks(key.Namespace).Get(ctx, key.Name, metav1.GetOptions{})
 		switch {
-		case err == nil && live.UID == o.UID:
-			continue
-		case err != nil && !apierrors.IsNotFound(err):
-			errs = append(errs, fmt.Errorf("reading Network %s/%s: %w", o.Namespace, o.Name, err))
+		case err == nil:
+			live = n.UID
+		case !apierrors.IsNotFound(err):
+			return fmt.Errorf("reading Network %s to confirm its orphans: %w", key, err)
+		}
+	}
+	logger := klog.FromContext(ctx)
+	var errs []error
+	for _, uid := range uids {
+		if uid == live {
+			c.orphans.remove(key, uid)
 			continue
 		}
-		if err := c.backend.Delete(ctx, o.UID); err != nil {
-			errs = append(errs, fmt.Errorf("removing orphaned backend objects of Network %s/%s (uid %s): %w", o.Namespace, o.Name, o.UID, err))
+		if err := c.backend.Delete(ctx, uid); err != nil {
+			errs = append(errs, fmt.Errorf("removing orphaned backend objects of Network %s (uid %s): %w", key, uid, err))
 			continue
 		}
-		logger.Info("Removed orphaned backend objects", "network", klog.KRef(o.Namespace, o.Name), "uid", o.UID)
+		c.orphans.remove(key, uid)
+		logger.Info("Removed orphaned backend objects", "uid", uid)
 	}
 	return errors.Join(errs...)
+}
+
+// orphanSet holds the UIDs that the orphan sweep found in the backend without a Network, by the
+// Network key they were written for. The sweep adds to it; the sync of each key empties it.
+type orphanSet struct {
+	mu   sync.Mutex
+	uids map[cache.ObjectName][]types.UID
+}
+
+func (s *orphanSet) add(key cache.ObjectName, uid types.UID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.uids == nil {
+		s.uids = map[cache.ObjectName][]types.UID{}
+	}
+	if !slices.Contains(s.uids[key], uid) {
+		s.uids[key] = append(s.uids[key], uid)
+	}
+}
+
+func (s *orphanSet) get(key cache.ObjectName) []types.UID {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.uids[key])
+}
+
+func (s *orphanSet) remove(key cache.ObjectName, uid types.UID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	left := slices.DeleteFunc(s.uids[key], func(u types.UID) bool { return u == uid })
+	if len(left) == 0 {
+		delete(s.uids, key)
+		return
+	}
+	s.uids[key] = left
 }

@@ -416,31 +416,80 @@ func TestSyncTwiceIsQuiet(t *testing.T) {
 }
 
 // TestBackendReturned checks that a backend coming back makes every Network be checked again and
-// orphans be swept: changes made while it was away were not reported.
+// triggers an orphan sweep, whose orphans the sync of their key removes: changes made while the
+// backend was away were not reported.
 func TestBackendReturned(t *testing.T) {
 	a := network("a", "10.0.0.0/24", "10.0.0.1", withFinalizer, synced)
 	b := network("b", "10.0.1.0/24", "10.0.1.1", withFinalizer, synced)
 	orphan := inBackend(network("gone", "10.0.2.0/24", "10.0.2.1"))
 	f := newFixture(t, fakebackend.New(inBackend(a), orphan), a, b)
 	_, ctx := ktesting.NewTestContext(t)
-
-	f.controller.backendReturned(ctx)
-
-	var keys []string
-	for f.controller.queue.Len() > 0 {
-		key, _ := f.controller.queue.Get()
-		keys = append(keys, key.String())
-		f.controller.queue.Done(key)
+	drain := func() []string {
+		var keys []string
+		for f.controller.queue.Len() > 0 {
+			key, _ := f.controller.queue.Get()
+			keys = append(keys, key.String())
+			f.controller.queue.Done(key)
+		}
+		slices.Sort(keys)
+		return keys
 	}
-	slices.Sort(keys)
-	if diff := cmp.Diff([]string{"default/a", "default/b"}, keys); diff != "" {
-		t.Errorf("enqueued (-want +got):\n%s", diff)
+	// The backend was ready when the controller was built: that was its first readiness.
+	select {
+	case <-f.controller.firstReady:
+	default:
+		t.Fatal("the first readiness was not noticed")
+	}
+	<-f.controller.sweepNow
+	if keys := drain(); len(keys) != 0 {
+		t.Errorf("the first readiness enqueued %v; the informer's adds do that", keys)
+	}
+
+	f.backend.SetNotReady(errors.New("gone"))
+	f.backend.SetNotReady(nil)
+	if diff := cmp.Diff([]string{"default/a", "default/b"}, drain()); diff != "" {
+		t.Errorf("enqueued after the return (-want +got):\n%s", diff)
+	}
+	select {
+	case <-f.controller.sweepNow:
+	default:
+		t.Fatal("no orphan sweep was triggered by the return")
+	}
+	f.controller.sweepOrphans(ctx)
+	if diff := cmp.Diff([]string{"default/gone"}, drain()); diff != "" {
+		t.Errorf("the sweep enqueued (-want +got):\n%s", diff)
+	}
+	if _, ok := f.backend.Networks()[orphan.UID]; !ok {
+		t.Fatal("the sweep removed the orphan itself; only the sync may")
+	}
+	if r := f.sync(t, "default", "gone"); r.Err {
+		t.Fatalf("syncing the orphan's key: %+v", r)
 	}
 	if _, ok := f.backend.Networks()[orphan.UID]; ok {
 		t.Errorf("the orphan was not removed")
 	}
 	if _, ok := f.backend.Networks()[a.UID]; !ok {
 		t.Errorf("a live Network was removed as an orphan")
+	}
+}
+
+// TestOrphanOfRecreatedNetwork checks that rows of an older Network of the same name are removed
+// by the sync of the new one, and the new one's are kept.
+func TestOrphanOfRecreatedNetwork(t *testing.T) {
+	old := network("a", "10.0.0.0/24", "10.0.0.1")
+	old.UID = "old-uid"
+	current := network("a", "10.0.0.0/24", "10.0.0.1", withFinalizer, synced)
+	f := newFixture(t, fakebackend.New(inBackend(old), inBackend(current)), current)
+	_, ctx := ktesting.NewTestContext(t)
+	f.controller.sweepOrphans(ctx)
+	if r := f.sync(t, "default", "a"); r.Err {
+		t.Fatalf("sync: %+v", r)
+	}
+	if _, ok := f.backend.Networks()[old.UID]; ok {
+		t.Errorf("the old Network's rows were not removed")
+	}
+	if _, ok := f.backend.Networks()[current.UID]; !ok {
+		t.Errorf("the current Network's rows were removed")
 	}
 }
 

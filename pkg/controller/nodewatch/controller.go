@@ -6,19 +6,17 @@ import (
 	"io"
 	"sort"
 	"strings"
-	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	"k8s.io/apimachinery/pkg/util/wait"
 	coreinformers "k8s.io/client-go/informers/core/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 
-	"github.com/samplecrd/samplecrd-controller/pkg/controller/worker"
+	"github.com/samplecrd/samplecrd-controller/pkg/controller/runner"
 )
 
 // ControllerName names the controller in logs and metrics.
@@ -35,25 +33,37 @@ type Controller struct {
 	// nodesSynced reports whether the node cache has synced.
 	nodesSynced cache.InformerSynced
 	// queue holds the names of nodes that changed.
-	queue workqueue.TypedRateLimitingInterface[string]
+	queue workqueue.TypedRateLimitingInterface[cache.ObjectName]
 	// out is where the tutorial's lines are printed.
 	out io.Writer
 	// printed maps each node printed so far to the resourceVersion it had. Only the one worker
 	// uses it, after Run has filled it.
 	printed map[string]string
+	// runnerOpts are the manager-wide settings of the work loop.
+	runnerOpts runner.Options
+	// logger is for the event handlers.
+	logger klog.Logger
+}
+
+// Options tune a Controller; the zero value gives the defaults.
+type Options struct {
+	// Runner are the manager-wide settings of the work loop: shutdown timeout and observer.
+	Runner runner.Options
 }
 
 // NewController returns a nodewatch controller on the shared node informer, printing to out. It
 // starts nothing.
-func NewController(ctx context.Context, nodes coreinformers.NodeInformer, out io.Writer) (*Controller, error) {
+func NewController(ctx context.Context, nodes coreinformers.NodeInformer, out io.Writer, opts Options) (*Controller, error) {
 	logger := klog.FromContext(ctx)
 	c := &Controller{
 		nodesLister: nodes.Lister(),
 		nodesSynced: nodes.Informer().HasSynced,
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: ControllerName}),
-		out:     out,
-		printed: map[string]string{},
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[cache.ObjectName](),
+			workqueue.TypedRateLimitingQueueConfig[cache.ObjectName]{Name: ControllerName}),
+		out:        out,
+		printed:    map[string]string{},
+		runnerOpts: opts.Runner,
+		logger:     logger,
 	}
 	if _, err := nodes.Informer().AddEventHandlerWithOptions(cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.enqueue,
@@ -68,42 +78,33 @@ func NewController(ctx context.Context, nodes coreinformers.NodeInformer, out io
 func (c *Controller) enqueue(obj any) {
 	name, err := cache.DeletionHandlingObjectToName(obj)
 	if err != nil {
-		utilruntime.HandleError(fmt.Errorf("nodewatch: %w", err))
+		utilruntime.HandleErrorWithLogger(c.logger, err, "Cannot enqueue a node")
 		return
 	}
-	c.queue.Add(name.Name)
+	c.queue.Add(name)
 }
 
 // Run waits for the node cache, prints the node list, then prints changes until ctx is done. One
 // worker prints, so lines come out in the order the changes were seen.
 func (c *Controller) Run(ctx context.Context) {
-	defer utilruntime.HandleCrashWithContext(ctx)
-	defer c.queue.ShutDown()
-	logger := klog.FromContext(ctx)
-	logger.Info("Starting controller", "controller", ControllerName)
-	defer logger.Info("Shutting down controller", "controller", ControllerName)
-
-	if !cache.WaitForNamedCacheSyncWithContext(ctx, c.nodesSynced) {
-		return
-	}
-	if err := c.printNodeList(); err != nil {
-		utilruntime.HandleErrorWithContext(ctx, err, "Printing the node list")
-	}
-	var wg wait.Group
-	wg.StartWithContext(ctx, func(ctx context.Context) {
-		loop := worker.Loop[string]{Controller: ControllerName, Queue: c.queue, Sync: c.syncNode}
-		wait.UntilWithContext(ctx, loop.Run, time.Second)
+	runner.Run(ctx, runner.Config{
+		Name:          ControllerName,
+		KeyName:       "node",
+		Queue:         c.queue,
+		Sync:          c.syncNode,
+		Workers:       1,
+		CachesSynced:  []cache.InformerSynced{c.nodesSynced},
+		BeforeWorkers: c.printNodeList,
+		Options:       c.runnerOpts,
 	})
-	<-ctx.Done()
-	c.queue.ShutDown()
-	wg.Wait()
 }
 
-// printNodeList prints the tutorial's "nodelist:" line, the names of the cached nodes, sorted.
-func (c *Controller) printNodeList() error {
+// printNodeList prints the "nodelist:" line, the names of the cached nodes, sorted.
+func (c *Controller) printNodeList(ctx context.Context) {
 	nodes, err := c.nodesLister.List(labels.Everything())
 	if err != nil {
-		return fmt.Errorf("listing nodes: %w", err)
+		utilruntime.HandleErrorWithContext(ctx, err, "Listing nodes")
+		return
 	}
 	names := make([]string, 0, len(nodes))
 	for _, n := range nodes {
@@ -111,13 +112,15 @@ func (c *Controller) printNodeList() error {
 		c.printed[n.Name] = n.ResourceVersion
 	}
 	sort.Strings(names)
-	_, err = fmt.Fprintln(c.out, "nodelist:", strings.Join(names, " "))
-	return err
+	if _, err := fmt.Fprintln(c.out, "nodelist:", strings.Join(names, " ")); err != nil {
+		utilruntime.HandleErrorWithContext(ctx, err, "Printing the node list")
+	}
 }
 
 // syncNode prints what changed about one node since it was last printed: added, updated (a new
 // resourceVersion) or deleted.
-func (c *Controller) syncNode(ctx context.Context, name string) error {
+func (c *Controller) syncNode(ctx context.Context, key cache.ObjectName) error {
+	name := key.Name
 	node, err := c.nodesLister.Get(name)
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("reading node %s from the cache: %w", name, err)
@@ -136,7 +139,7 @@ func (c *Controller) syncNode(ctx context.Context, name string) error {
 	default:
 		return nil
 	}
-	klog.FromContext(ctx).V(4).Info("Node changed", "node", name, "change", strings.Fields(line)[0])
+	klog.FromContext(ctx).V(4).Info("Node changed", "change", strings.Fields(line)[0])
 	if _, err := fmt.Fprintln(c.out, line, name); err != nil {
 		return fmt.Errorf("printing node %s: %w", name, err)
 	}

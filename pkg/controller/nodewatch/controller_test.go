@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	kubeinformers "k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2/ktesting"
 
 	"github.com/samplecrd/samplecrd-controller/internal/syncbuf"
@@ -46,7 +47,7 @@ func TestSyncNode(t *testing.T) {
 			_, ctx := ktesting.NewTestContext(t)
 			informers := kubeinformers.NewSharedInformerFactory(fake.NewClientset(), 0)
 			out := &bytes.Buffer{}
-			c, err := NewController(ctx, informers.Core().V1().Nodes(), out)
+			c, err := NewController(ctx, informers.Core().V1().Nodes(), out, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -57,7 +58,7 @@ func TestSyncNode(t *testing.T) {
 				}
 			}
 			c.printed = tc.printed
-			if err := c.syncNode(ctx, "a"); err != nil {
+			if err := c.syncNode(ctx, cache.ObjectName{Name: "a"}); err != nil {
 				t.Fatal(err)
 			}
 			if diff := cmp.Diff(tc.want, out.String()); diff != "" {
@@ -78,7 +79,7 @@ func TestRun(t *testing.T) {
 	client := fake.NewClientset(node("b", "1"), node("a", "1"))
 	informers := kubeinformers.NewSharedInformerFactory(client, 0)
 	out := &syncbuf.Buffer{}
-	c, err := NewController(ctx, informers.Core().V1().Nodes(), out)
+	c, err := NewController(ctx, informers.Core().V1().Nodes(), out, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

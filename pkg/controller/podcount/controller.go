@@ -7,8 +7,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	coreinformers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/kubernetes"
@@ -19,7 +17,7 @@ import (
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
-	"github.com/samplecrd/samplecrd-controller/pkg/controller/worker"
+	"github.com/samplecrd/samplecrd-controller/pkg/controller/runner"
 )
 
 // ControllerName names the controller in logs, events and metrics.
@@ -82,6 +80,8 @@ type Controller struct {
 	period time.Duration
 	// coalesce is how long a count waits after a pod change.
 	coalesce time.Duration
+	// runnerOpts are the manager-wide settings of the work loop.
+	runnerOpts runner.Options
 }
 
 // Options tune a Controller; the zero value gives the defaults.
@@ -96,6 +96,8 @@ type Options struct {
 	Coalesce time.Duration
 	// Clock runs the queue's delays; the real clock when nil. Tests set a fake one.
 	Clock clock.WithTicker
+	// Runner are the manager-wide settings of the work loop: shutdown timeout and observer.
+	Runner runner.Options
 }
 
 // NewController returns a podcount controller. pods is a metadata-only pod informer, nodes the
@@ -135,10 +137,11 @@ func NewController(
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[cache.ObjectName](5*time.Millisecond, 30*time.Second),
 			workqueue.TypedRateLimitingQueueConfig[cache.ObjectName]{Name: ControllerName, Clock: opts.Clock}),
-		labelKey:  opts.LabelKey,
-		eventMode: opts.EventMode,
-		period:    opts.Period,
-		coalesce:  opts.Coalesce,
+		labelKey:   opts.LabelKey,
+		eventMode:  opts.EventMode,
+		period:     opts.Period,
+		coalesce:   opts.Coalesce,
+		runnerOpts: opts.Runner,
 	}
 	// Pod updates do not change the count: only adds and deletes matter.
 	if _, err := pods.Informer().AddEventHandlerWithOptions(cache.ResourceEventHandlerFuncs{
@@ -189,37 +192,21 @@ func IsControlPlane(n *corev1.Node) bool {
 	return cp || master
 }
 
-// Run waits for the caches, counts every period and after pod changes, and blocks until ctx is
-// done; then it shuts the queue down and waits for the count in hand. The queue has one key, so
-// one worker does all the work.
+// Run waits for the caches, counts every period and after pod changes until ctx is done, then
+// finishes the count in hand. The queue has one key, so one worker does all the work.
 func (c *Controller) Run(ctx context.Context) {
-	defer utilruntime.HandleCrashWithContext(ctx)
-	defer c.queue.ShutDown()
-	logger := klog.FromContext(ctx)
-	logger.Info("Starting controller", "controller", ControllerName, "labelKey", c.labelKey,
-		"eventMode", c.eventMode, "period", c.period)
-	defer logger.Info("Shutting down controller", "controller", ControllerName)
-
-	if !cache.WaitForNamedCacheSyncWithContext(ctx, c.podsSynced, c.nodesSynced) {
-		return
-	}
-	var wg wait.Group
-	wg.StartWithContext(ctx, func(ctx context.Context) {
-		loop := worker.Loop[cache.ObjectName]{
-			Controller: ControllerName,
-			Queue:      c.queue,
-			Sync:       func(ctx context.Context, _ cache.ObjectName) error { return c.syncCount(ctx) },
-		}
-		wait.UntilWithContext(ctx, loop.Run, time.Second)
+	klog.FromContext(ctx).Info("Counting pods", "labelKey", c.labelKey, "eventMode", c.eventMode, "period", c.period)
+	runner.Run(ctx, runner.Config{
+		Name:         ControllerName,
+		Queue:        c.queue,
+		Sync:         func(ctx context.Context, _ cache.ObjectName) error { return c.syncCount(ctx) },
+		Workers:      1,
+		CachesSynced: []cache.InformerSynced{c.podsSynced, c.nodesSynced},
+		// The periodic pass catches anything the handlers missed; the period runs from the start
+		// of one pass to the next.
+		Passes:  []runner.Pass{{Name: "periodic count", Interval: c.period, Run: func(context.Context) { c.queue.Add(countKey) }}},
+		Options: c.runnerOpts,
 	})
-	wg.StartWithContext(ctx, func(ctx context.Context) {
-		// The tutorial's periodic pass (wait.NonSlidingUntil: the period runs from the start of
-		// one pass to the next). It catches anything the handlers missed.
-		wait.NonSlidingUntilWithContext(ctx, func(context.Context) { c.queue.Add(countKey) }, c.period)
-	})
-	<-ctx.Done()
-	c.queue.ShutDown()
-	wg.Wait()
 }
 
 // TrimToIdentity is a transform for the pod informer that keeps only what the count and its

@@ -4,20 +4,18 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 
-	"github.com/samplecrd/samplecrd-controller/pkg/controller/worker"
+	"github.com/samplecrd/samplecrd-controller/pkg/controller/runner"
 )
 
 // ControllerName names the controller in logs and metrics.
@@ -39,6 +37,10 @@ type Controller struct {
 	out io.Writer
 	// maxRetries bounds the retries of a failing key.
 	maxRetries int
+	// runnerOpts are the manager-wide settings of the work loop.
+	runnerOpts runner.Options
+	// logger is for the event handlers.
+	logger klog.Logger
 }
 
 // Options tune a Controller; the zero value gives the defaults.
@@ -47,6 +49,8 @@ type Options struct {
 	MaxRetries int
 	// RateLimiter paces retries; client-go's default controller rate limiter when nil.
 	RateLimiter workqueue.TypedRateLimiter[cache.ObjectName]
+	// Runner are the manager-wide settings of the work loop: shutdown timeout and observer.
+	Runner runner.Options
 }
 
 // NewController returns a podwatch controller for the pods in namespace, printing to out. It
@@ -59,7 +63,7 @@ func NewController(ctx context.Context, client kubernetes.Interface, namespace s
 	if opts.RateLimiter == nil {
 		opts.RateLimiter = workqueue.DefaultTypedControllerRateLimiter[cache.ObjectName]()
 	}
-	// The tutorial's ListWatch on the namespace's pods, through the typed client.
+	// A ListWatch on the namespace's pods, through the typed client.
 	pods := client.CoreV1().Pods(namespace)
 	// The wrapper lets a client that cannot stream the initial list (a fake one) fall back to
 	// list-then-watch, as client-go's generated informers do.
@@ -76,6 +80,8 @@ func NewController(ctx context.Context, client kubernetes.Interface, namespace s
 			workqueue.TypedRateLimitingQueueConfig[cache.ObjectName]{Name: ControllerName}),
 		out:        out,
 		maxRetries: opts.MaxRetries,
+		runnerOpts: opts.Runner,
+		logger:     logger,
 	}
 	store, informer := cache.NewInformerWithOptions(cache.InformerOptions{
 		ListerWatcher: lw,
@@ -98,45 +104,29 @@ func NewController(ctx context.Context, client kubernetes.Interface, namespace s
 func (c *Controller) enqueue(obj any) {
 	name, err := cache.DeletionHandlingObjectToName(obj)
 	if err != nil {
-		utilruntime.HandleError(fmt.Errorf("podwatch: %w", err))
+		utilruntime.HandleErrorWithLogger(c.logger, err, "Cannot enqueue a pod")
 		return
 	}
 	c.queue.Add(name)
 }
 
-// Run starts the informer, waits for it to sync, starts workers and blocks until ctx is done;
-// then it shuts the queue down and waits for the workers to finish the item in hand.
+// Run runs the controller's own informer, waits for it to sync, and prints pod changes with
+// workers workers until ctx is done. A key that keeps failing is dropped after maxRetries retries.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	defer utilruntime.HandleCrashWithContext(ctx)
-	defer c.queue.ShutDown()
-	logger := klog.FromContext(ctx)
-	logger.Info("Starting controller", "controller", ControllerName, "workers", workers)
-	defer logger.Info("Shutting down controller", "controller", ControllerName)
-
-	var wg wait.Group
-	wg.StartWithContext(ctx, c.informer.RunWithContext)
-	if !cache.WaitForNamedCacheSyncWithContext(ctx, c.informer.HasSynced) {
-		c.queue.ShutDown()
-		wg.Wait()
-		return
-	}
-	for range workers {
-		wg.StartWithContext(ctx, func(ctx context.Context) {
-			wait.UntilWithContext(ctx, c.loop().Run, time.Second)
-		})
-	}
-	<-ctx.Done()
-	c.queue.ShutDown()
-	wg.Wait()
+	runner.Run(ctx, runner.Config{
+		Name:         ControllerName,
+		KeyName:      "pod",
+		Queue:        c.queue,
+		Sync:         c.syncToStdout,
+		Workers:      workers,
+		MaxRetries:   c.maxRetries,
+		Informers:    []func(context.Context){c.informer.RunWithContext},
+		CachesSynced: []cache.InformerSynced{c.informer.HasSynced},
+		Options:      c.runnerOpts,
+	})
 }
 
-// loop is the work loop: a key that keeps failing is dropped after maxRetries retries, as in the
-// tutorial.
-func (c *Controller) loop() worker.Loop[cache.ObjectName] {
-	return worker.Loop[cache.ObjectName]{Controller: ControllerName, Queue: c.queue, Sync: c.syncToStdout, MaxRetries: c.maxRetries}
-}
-
-// syncToStdout prints the tutorial's line for the pod: it exists (added or updated) or it is gone.
+// syncToStdout prints a line for the pod: it exists (added or updated) or it is gone.
 func (c *Controller) syncToStdout(ctx context.Context, key cache.ObjectName) error {
 	obj, exists, err := c.indexer.GetByKey(key.String())
 	if err != nil {
@@ -144,11 +134,11 @@ func (c *Controller) syncToStdout(ctx context.Context, key cache.ObjectName) err
 	}
 	logger := klog.FromContext(ctx)
 	if !exists {
-		logger.V(4).Info("Pod does not exist anymore", "pod", key)
+		logger.V(4).Info("Pod does not exist anymore")
 		_, err = fmt.Fprintf(c.out, "Pod %s does not exist anymore\n", key)
 	} else {
 		pod := obj.(*corev1.Pod)
-		logger.V(4).Info("Sync/Add/Update for Pod", "pod", klog.KObj(pod))
+		logger.V(4).Info("Sync/Add/Update for Pod")
 		_, err = fmt.Fprintf(c.out, "Sync/Add/Update for Pod %s\n", pod.Name)
 	}
 	if err != nil {

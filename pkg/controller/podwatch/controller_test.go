@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,9 +20,9 @@ import (
 	"github.com/samplecrd/samplecrd-controller/internal/syncbuf"
 )
 
-// TestRunPrintsTheTutorialsLines runs the controller against a fake clientset: pods in the watched
+// TestRunPrintsPodChanges runs the controller against a fake clientset: pods in the watched
 // namespace are printed as they come and go; pods elsewhere are not.
-func TestRunPrintsTheTutorialsLines(t *testing.T) {
+func TestRunPrintsPodChanges(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	ctx, cancel := context.WithCancel(ctx)
 	existing := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "existing"}}
@@ -70,11 +71,22 @@ func waitForOutput(t *testing.T, out *syncbuf.Buffer, s string) {
 }
 
 // failingWriter fails every write and counts them.
-type failingWriter struct{ writes int }
+type failingWriter struct {
+	mu     sync.Mutex
+	writes int
+}
 
 func (w *failingWriter) Write([]byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	w.writes++
 	return 0, errors.New("broken pipe")
+}
+
+func (w *failingWriter) count() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.writes
 }
 
 // TestFailingKeyIsDroppedAfterMaxRetries checks the retry policy: a key that keeps failing is
@@ -93,19 +105,27 @@ func TestFailingKeyIsDroppedAfterMaxRetries(t *testing.T) {
 		}
 		key := cache.ObjectName{Namespace: "default", Name: "gone"}
 		c.queue.Add(key)
-		for c.queue.Len() > 0 {
-			c.loop().ProcessNextItem(ctx)
-		}
 		want := maxRetries
 		if want == 0 {
 			want = DefaultMaxRetries
 		}
-		if diff := cmp.Diff(1+want, out.writes); diff != "" {
+		runCtx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			c.Run(runCtx, 1)
+		}()
+		// Dropped: tried 1+want times, forgotten, and not queued again.
+		err = wait.PollUntilContextTimeout(ctx, time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+			return out.count() >= 1+want && c.queue.Len() == 0 && c.queue.NumRequeues(key) == 0, nil
+		})
+		stop()
+		<-done
+		if err != nil {
+			t.Errorf("MaxRetries %d: the key was not dropped: %d attempts, %d requeues", maxRetries, out.count(), c.queue.NumRequeues(key))
+		}
+		if diff := cmp.Diff(1+want, out.count()); diff != "" {
 			t.Errorf("MaxRetries %d: attempts (-want +got):\n%s", maxRetries, diff)
 		}
-		if n := c.queue.NumRequeues(key); n != 0 {
-			t.Errorf("MaxRetries %d: the dropped key still has %d requeues", maxRetries, n)
-		}
-		c.queue.ShutDown()
 	}
 }
