@@ -8,25 +8,36 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 	"k8s.io/klog/v2/ktesting"
 
 	"github.com/samplecrd/samplecrd-controller/cmd/samplecrd-controller/app"
+	"github.com/samplecrd/samplecrd-controller/internal/cachetransform"
 	samplecrdv1 "github.com/samplecrd/samplecrd-controller/pkg/apis/samplecrd/v1"
 	"github.com/samplecrd/samplecrd-controller/pkg/backend/ovn"
 	"github.com/samplecrd/samplecrd-controller/pkg/backend/ovn/nbdb"
+	"github.com/samplecrd/samplecrd-controller/pkg/controller/network"
+	"github.com/samplecrd/samplecrd-controller/pkg/controller/runner"
 	clientset "github.com/samplecrd/samplecrd-controller/pkg/generated/clientset/versioned"
+	samplecrdscheme "github.com/samplecrd/samplecrd-controller/pkg/generated/clientset/versioned/scheme"
+	informers "github.com/samplecrd/samplecrd-controller/pkg/generated/informers/externalversions"
 	"github.com/samplecrd/samplecrd-controller/test/integration/framework"
 )
 
-// cluster is the --cluster-name of the managers the tests start.
+// cluster is the cluster name of the controllers the tests start.
 const cluster = "it"
 
 // timeout bounds every wait.
@@ -50,49 +61,101 @@ func newSetup(t *testing.T) *setup {
 	return s
 }
 
-// manager is a samplecrd-controller running in this process.
-type manager struct {
+// controller is a network controller running in this process, wired as the manager wires it: a
+// Network informer factory, the OVN backend, an event broadcaster to the API server.
+type controller struct {
+	// syncs counts the syncs of each key, as the runner reports them.
+	syncs    *syncCounter
+	informer cache.SharedIndexInformer
 	cancel   context.CancelFunc
-	done     chan error
+	done     chan struct{}
 	stopOnce sync.Once
+	cleanup  []func()
 }
 
-// startManager runs the manager against the setup's API server and ovsdb-server until stop or the
-// end of the test. Before it stops at the end of the test, the test's Networks are deleted and their
-// deletion waited for, so that the next test's manager does not inherit them.
-func (s *setup) startManager(t *testing.T, tweak func(*app.Options)) *manager {
+// syncCounter is a runner.Observer that counts successful syncs per key.
+type syncCounter struct {
+	mu sync.Mutex
+	ok map[cache.ObjectName]int
+}
+
+func (s *syncCounter) ObserveSync(_ string, key cache.ObjectName, _ time.Duration, err error) {
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ok[key]++
+}
+
+// count is how many times key was synced without error.
+func (s *syncCounter) count(key cache.ObjectName) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ok[key]
+}
+
+// startController runs a network controller against the setup's API server and ovsdb-server until
+// stop or the end of the test, with the manager's defaults unless tweak changes them. Before it
+// stops at the end of the test, the test's Networks are deleted and their deletion waited for.
+func (s *setup) startController(t *testing.T, tweak func(*app.Options)) *controller {
 	t.Helper()
 	o := app.NewOptions()
-	o.OVNNorthbound = s.db.Endpoint()
-	o.ClusterName = cluster
-	// Servers are the manager tests' business; here they would only compete for ports.
-	o.MetricsBindAddress, o.HealthProbeBindAddress = "0", "0"
-	// One Lease per test namespace, so that a test never waits for an earlier test's leader.
-	o.LeaderElection.Namespace = s.ns
 	if tweak != nil {
 		tweak(o)
 	}
 	logger := ktesting.NewLogger(t, ktesting.NewConfig(ktesting.Verbosity(2)))
 	ctx, cancel := context.WithCancel(klog.NewContext(context.Background(), logger))
-	m := &manager{cancel: cancel, done: make(chan error, 1)}
-	go func() { m.done <- app.RunWithConfig(ctx, o, s.cfg) }()
-	t.Cleanup(func() { m.stop(t) })
+	c := &controller{syncs: &syncCounter{ok: map[cache.ObjectName]int{}}, cancel: cancel, done: make(chan struct{})}
+
+	cfg := rest.CopyConfig(s.cfg)
+	cfg.QPS, cfg.Burst = o.KubeAPIQPS, o.KubeAPIBurst
+	client := clientset.NewForConfigOrDie(cfg)
+	broadcaster := record.NewBroadcaster(record.WithContext(context.WithoutCancel(ctx)))
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kubernetes.NewForConfigOrDie(cfg).CoreV1().Events("")})
+	scheme := runtime.NewScheme()
+	utilruntime.Must(samplecrdscheme.AddToScheme(scheme))
+	be, err := ovn.New(context.WithoutCancel(ctx), ovn.Options{Endpoint: s.db.Endpoint(), ClusterName: cluster})
+	if err != nil {
+		t.Fatalf("creating the OVN backend: %v", err)
+	}
+	factory := informers.NewSharedInformerFactoryWithOptions(client, o.ResyncPeriod,
+		informers.WithNamespace(s.ns), informers.WithTransform(cachetransform.StripManagedFields))
+	networks := factory.Samplecrd().V1().Networks()
+	nc, err := network.NewController(ctx, client, networks, be,
+		broadcaster.NewRecorder(scheme, corev1.EventSource{Component: network.ControllerName}), network.Options{
+			OrphanSweepInterval: o.OrphanSweepInterval,
+			ResyncSpread:        o.ResyncPeriod / 2,
+			Runner:              runner.Options{ShutdownTimeout: o.ShutdownTimeout, Observer: c.syncs},
+		})
+	if err != nil {
+		t.Fatalf("creating the network controller: %v", err)
+	}
+	c.informer = networks.Informer()
+	factory.Start(ctx.Done())
+	go func() {
+		defer close(c.done)
+		nc.Run(ctx, o.NetworkWorkers)
+	}()
+	// In the manager's order: the controller, then the backend, the informers, the events.
+	c.cleanup = []func(){be.Close, factory.Shutdown, broadcaster.Shutdown}
+	t.Cleanup(func() { c.stop(t) })
 	t.Cleanup(func() { s.deleteAll(t) })
-	return m
+	return c
 }
 
-// stop stops the manager and waits for it to return; stopping twice is fine.
-func (m *manager) stop(t *testing.T) {
+// stop stops the controller and waits for it to return; stopping twice is fine.
+func (c *controller) stop(t *testing.T) {
 	t.Helper()
-	m.stopOnce.Do(func() {
-		m.cancel()
+	c.stopOnce.Do(func() {
+		c.cancel()
 		select {
-		case err := <-m.done:
-			if err != nil {
-				t.Errorf("the manager failed: %v", err)
-			}
+		case <-c.done:
 		case <-time.After(timeout):
-			t.Errorf("the manager did not stop within %v", timeout)
+			t.Errorf("the controller did not stop within %v", timeout)
+		}
+		for _, f := range c.cleanup {
+			f()
 		}
 	})
 }

@@ -1,5 +1,7 @@
-// Package network tests the network controller as the manager runs it, against a real
-// kube-apiserver and etcd and a real OVN northbound ovsdb-server.
+// Package network tests the network controller, wired as the manager wires it but without the
+// rest of the manager, against a real kube-apiserver and etcd and a real OVN northbound
+// ovsdb-server. What the manager binary adds (leader election, servers, signals) is tested in
+// test/integration/manager.
 package network
 
 import (

@@ -11,6 +11,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/samplecrd/samplecrd-controller/cmd/samplecrd-controller/app"
 	samplecrdv1 "github.com/samplecrd/samplecrd-controller/pkg/apis/samplecrd/v1"
@@ -23,7 +24,7 @@ import (
 // and gateway change applied in place, and deletion removing the rows and then the finalizer.
 func TestLifecycle(t *testing.T) {
 	s := newSetup(t)
-	s.startManager(t, nil)
+	s.startController(t, nil)
 	ctx := context.Background()
 
 	created := s.create(t, "example-network", "192.168.0.0/16", "192.168.0.1")
@@ -83,7 +84,7 @@ func TestLifecycle(t *testing.T) {
 // TestDriftRepair changes and removes the controller's rows behind its back.
 func TestDriftRepair(t *testing.T) {
 	s := newSetup(t)
-	s.startManager(t, nil)
+	s.startController(t, nil)
 	n := s.create(t, "drift", "10.10.0.0/16", "10.10.0.1")
 	s.waitReady(t, "drift")
 	ls := owned(s.db.Dump(t), n.UID).Switches[0]
@@ -119,7 +120,7 @@ func TestOrphanCleanup(t *testing.T) {
 	}
 	s.db.NBCtl(t, append([]string{"--", "--id=@ls", "create", "Logical_Switch", "name=orphan"}, ids(cluster, "0d0d0d0d-0000-0000-0000-000000000001")...)...)
 	s.db.NBCtl(t, append([]string{"--", "--id=@ls", "create", "Logical_Switch", "name=foreign"}, ids("another-cluster", "0d0d0d0d-0000-0000-0000-000000000002")...)...)
-	s.startManager(t, nil)
+	s.startController(t, nil)
 
 	rows := s.waitRows(t, "the orphan removed", func(r framework.OVNRows) bool {
 		for _, ls := range r.Switches {
@@ -142,7 +143,7 @@ func TestOrphanCleanup(t *testing.T) {
 // CIDRConflict, and is programmed by itself once the older one is deleted.
 func TestOverlap(t *testing.T) {
 	s := newSetup(t)
-	s.startManager(t, nil)
+	s.startController(t, nil)
 	first := s.create(t, "a-first", "10.30.0.0/16", "10.30.0.1")
 	s.waitReady(t, "a-first")
 	second := s.create(t, "b-second", "10.30.5.0/24", "10.30.5.1")
@@ -170,7 +171,7 @@ func TestOverlap(t *testing.T) {
 // Ready by itself once the server is back, with exactly one set of rows.
 func TestBackendDown(t *testing.T) {
 	s := newSetup(t)
-	s.startManager(t, nil)
+	s.startController(t, nil)
 	s.create(t, "before", "10.40.0.0/16", "10.40.0.1")
 	s.waitReady(t, "before")
 
@@ -190,7 +191,7 @@ func TestBackendDown(t *testing.T) {
 // and its finalizer.
 func TestDeletedWhileStopped(t *testing.T) {
 	s := newSetup(t)
-	m := s.startManager(t, nil)
+	m := s.startController(t, nil)
 	n := s.create(t, "doomed", "10.50.0.0/16", "10.50.0.1")
 	s.waitReady(t, "doomed")
 	m.stop(t)
@@ -204,7 +205,7 @@ func TestDeletedWhileStopped(t *testing.T) {
 		t.Fatalf("the rows went without a controller: %+v", o)
 	}
 
-	s.startManager(t, nil)
+	s.startController(t, nil)
 	s.waitGone(t, "doomed")
 	if o := owned(s.db.Dump(t), n.UID); len(o.Switches)+len(o.SwitchPorts)+len(o.RouterPorts) != 0 {
 		t.Errorf("rows left: %+v", o)
@@ -217,7 +218,7 @@ func TestManyNetworks(t *testing.T) {
 	const count, clients = 500, 32
 	s := newSetup(t)
 	opts := app.NewOptions()
-	s.startManager(t, nil)
+	s.startController(t, nil)
 	ctx := context.Background()
 
 	start := time.Now()
@@ -285,13 +286,13 @@ func TestManyNetworks(t *testing.T) {
 	}
 }
 
-// TestRestartWritesNothing restarts the manager with every Network Ready and nothing changed: the
-// new manager checks them all against OVN and writes nothing, neither a status nor an event nor an
-// OVSDB row, even though it starts syncing while it is still connecting to ovsdb-server.
+// TestRestartWritesNothing restarts the controller with every Network Ready and nothing changed:
+// the new one checks them all against OVN and writes nothing, neither a status nor an event nor an
+// OVSDB row, even though its cache is ready while it is still connecting to ovsdb-server.
 func TestRestartWritesNothing(t *testing.T) {
 	const count = 30
 	s := newSetup(t)
-	m := s.startManager(t, nil)
+	m := s.startController(t, nil)
 	for i := range count {
 		s.create(t, fmt.Sprintf("net-%d", i), fmt.Sprintf("10.60.%d.0/24", i), fmt.Sprintf("10.60.%d.1", i))
 	}
@@ -302,7 +303,7 @@ func TestRestartWritesNothing(t *testing.T) {
 	}
 	m.stop(t)
 	before := s.db.Dump(t)
-	// events counts the events on Networks (the Lease gets its own on each leader change).
+	// events counts the events on Networks .
 	events := func() int {
 		list, err := env.KubeClient(t).CoreV1().Events(s.ns).List(context.Background(), metav1.ListOptions{})
 		if err != nil {
@@ -324,24 +325,32 @@ func TestRestartWritesNothing(t *testing.T) {
 	}
 	eventsBefore := events()
 
-	// The new manager finds ovsdb-server unresponsive at first, as a manager that starts beside a
+	// The new controller finds ovsdb-server unresponsive at first, as one that starts beside a
 	// busy database does: it must wait for it rather than report every Network broken and then
-	// fixed again. The server answers again once the manager leads, when its workers could start.
+	// fixed again. The server answers again once the controller's cache has synced, when its
+	// workers could start.
 	s.db.Pause(t)
-	s.startManager(t, nil)
-	kube := env.KubeClient(t)
-	err := wait.PollUntilContextTimeout(context.Background(), 10*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
-		lease, err := kube.CoordinationV1().Leases(s.ns).Get(ctx, "samplecrd-controller", metav1.GetOptions{})
-		return err == nil && lease.Spec.HolderIdentity != nil && *lease.Spec.HolderIdentity != "", nil
+	c := s.startController(t, nil)
+	err := wait.PollUntilContextTimeout(context.Background(), 10*time.Millisecond, timeout, true, func(context.Context) (bool, error) {
+		return c.informer.HasSynced(), nil
 	})
 	s.db.Resume(t)
 	if err != nil {
-		t.Fatalf("waiting for the new manager to lead: %v", err)
+		t.Fatalf("waiting for the new controller's cache: %v", err)
 	}
-	// A Network created after the restart is queued after the existing ones: once it is Ready,
-	// the new manager has been through them.
+	// Every Network, and a marker created after the restart, synced by the new controller.
 	s.create(t, "marker", "10.61.0.0/24", "10.61.0.1")
 	s.waitReady(t, "marker")
+	if err := wait.PollUntilContextTimeout(context.Background(), 10*time.Millisecond, timeout, true, func(context.Context) (bool, error) {
+		for i := range count {
+			if c.syncs.count(cache.ObjectName{Namespace: s.ns, Name: fmt.Sprintf("net-%d", i)}) == 0 {
+				return false, nil
+			}
+		}
+		return true, nil
+	}); err != nil {
+		t.Fatalf("the restarted controller did not sync every Network: %v", err)
+	}
 	for i := range count {
 		name := fmt.Sprintf("net-%d", i)
 		n, err := s.client.SamplecrdV1().Networks(s.ns).Get(context.Background(), name, metav1.GetOptions{})
@@ -349,7 +358,7 @@ func TestRestartWritesNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 		if n.ResourceVersion != versions[name] {
-			t.Errorf("%s was written by the restarted manager (resourceVersion %s -> %s), status %+v", name, versions[name], n.ResourceVersion, n.Status.Conditions)
+			t.Errorf("%s was written by the restarted controller (resourceVersion %s -> %s), status %+v", name, versions[name], n.ResourceVersion, n.Status.Conditions)
 		}
 	}
 	// The marker's own Synced event is the only new one. Events are written in the background:
