@@ -1,5 +1,5 @@
 // Package backend is the seam between the network controller and the system that really carries
-// networks (the tutorial's "Neutron"). The controller only ever talks to a Backend; each backend
+// networks. The controller only ever talks to a Backend; each backend
 // package (ovn, and later others) implements it on its own client library.
 package backend
 

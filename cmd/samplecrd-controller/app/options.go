@@ -86,7 +86,7 @@ type LeaderElectionOptions struct {
 type PodCountOptions struct {
 	// LabelKey is the node label that holds the pod count.
 	LabelKey string
-	// EventMode is all (the tutorial's: every pod, every pass), changed or none.
+	// EventMode is all (every pod, every pass), changed or none.
 	EventMode string
 	// Period is the interval of the periodic recount.
 	Period time.Duration
@@ -158,7 +158,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.OrphanSweepInterval, "orphan-sweep-interval", o.OrphanSweepInterval, "How often backend objects whose Network no longer exists are removed.")
 
 	fs.StringVar(&o.PodCount.LabelKey, "podcount-label-key", o.PodCount.LabelKey, "Label set on control-plane nodes to the number of pods.")
-	fs.StringVar(&o.PodCount.EventMode, "podcount-event-mode", o.PodCount.EventMode, "Events about the pod count: 'all' (an event on every pod every pass, as the tutorial), 'changed' (one per control-plane node when the count changes) or 'none'.")
+	fs.StringVar(&o.PodCount.EventMode, "podcount-event-mode", o.PodCount.EventMode, "Events about the pod count: 'all' (an event on every pod every pass), 'changed' (one per control-plane node when the count changes) or 'none'.")
 	fs.DurationVar(&o.PodCount.Period, "podcount-period", o.PodCount.Period, "Interval of the periodic pod count, besides the count that follows pod changes.")
 	fs.StringVar(&o.PodWatchNamespace, "podwatch-namespace", o.PodWatchNamespace, "Namespace whose pods the podwatch controller prints.")
 	fs.IntVar(&o.PodWatchWorkers, "podwatch-workers", o.PodWatchWorkers, "Number of pods the podwatch controller handles at once.")

@@ -74,7 +74,7 @@ func Main(args []string) int {
 	return 0
 }
 
-// restConfig builds the API server client configuration the way the tutorial's flags describe: a
+// restConfig builds the API server client configuration from the flags: a
 // kubeconfig and/or a master URL, or in-cluster configuration when both are empty.
 func restConfig(o *Options) (*rest.Config, error) {
 	cfg, err := clientcmd.BuildConfigFromFlags(o.Master, o.Kubeconfig)

@@ -28,13 +28,13 @@ const ControllerName = "nodewatch-controller"
 // worker compares the lister with what it printed last, so a burst of changes to one node prints
 // one line and nothing depends on the order of handler calls.
 type Controller struct {
-	// nodesLister is the client-side cache the tutorial is about.
+	// nodesLister reads the shared node cache.
 	nodesLister corelisters.NodeLister
 	// nodesSynced reports whether the node cache has synced.
 	nodesSynced cache.InformerSynced
 	// queue holds the names of nodes that changed.
 	queue workqueue.TypedRateLimitingInterface[cache.ObjectName]
-	// out is where the tutorial's lines are printed.
+	// out is where the lines are printed.
 	out io.Writer
 	// printed maps each node printed so far to the resourceVersion it had. Only the one worker
 	// uses it, after Run has filled it.

@@ -23,17 +23,18 @@ import (
 // ControllerName names the controller in logs, events and metrics.
 const ControllerName = "podcount-controller"
 
-// DefaultLabelKey is the tutorial's label.
+// DefaultLabelKey is the label set on control-plane nodes unless told otherwise.
 const DefaultLabelKey = "hopegi/pod-count"
 
-// DefaultPeriod is the tutorial's interval between two counts.
+// DefaultPeriod is the interval of the periodic count, which catches what the handlers missed.
 const DefaultPeriod = 10 * time.Second
 
 // DefaultCoalesce is how long a recount waits after a pod comes or goes, so that a burst of pod
 // changes costs one count and at most one write per node.
 const DefaultCoalesce = 500 * time.Millisecond
 
-// Node role labels that make a node a control-plane node: the current one and the tutorial's.
+// Node role labels that make a node a control-plane node: the current one and the one older
+// clusters use.
 const (
 	ControlPlaneLabel = "node-role.kubernetes.io/control-plane"
 	MasterLabel       = "node-role.kubernetes.io/master"
@@ -43,7 +44,7 @@ const (
 type EventMode string
 
 const (
-	// EventsAll records an event on every pod at every count, as the tutorial does. With many pods
+	// EventsAll records an event on every pod at every count. With many pods
 	// this is most of the controller's API traffic.
 	EventsAll EventMode = "all"
 	// EventsChanged records one event on each control-plane node whose count changed.

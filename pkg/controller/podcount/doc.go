@@ -1,7 +1,8 @@
-// Package podcount implements the podcount controller of the first tutorial: it counts the pods in
-// the cluster and labels every control-plane node with the count.
+// Package podcount counts the pods in the cluster and labels every control-plane node with the
+// count.
 //
-// Unlike the tutorial, it counts from a metadata-only informer (a count needs no pod bodies),
-// recounts soon after pods come and go as well as on the tutorial's periodic pass, patches a node
-// only when its label differs, and records events only as often as its EventMode says.
+// It counts from a metadata-only informer (a count needs no pod bodies), recounts soon after pods
+// come and go as well as on a periodic pass, patches a node only when its label differs, and
+// records events only as often as its EventMode says (EventsAll keeps an event on every pod at
+// every pass, for compatibility, at the cost of most of its API traffic).
 package podcount

@@ -24,7 +24,7 @@ func (c *Controller) syncCount(ctx context.Context) error {
 	count := len(pods)
 	value := strconv.Itoa(count)
 	if logger.V(4).Enabled() {
-		// The tutorial prints every pod it counted.
+		// Every pod counted, for debugging a count.
 		for _, p := range pods {
 			if m, err := meta.Accessor(p); err == nil {
 				logger.V(4).Info("pod name is", "pod", m.GetNamespace()+"."+m.GetName())
@@ -61,7 +61,7 @@ func (c *Controller) syncCount(ctx context.Context) error {
 		}
 	}
 	if c.eventMode == EventsAll {
-		// The tutorial's events: one on every pod, every pass.
+		// One event on every pod, every pass: EventsAll's compatibility mode.
 		for _, p := range pods {
 			m, err := meta.Accessor(p)
 			if err != nil {
@@ -77,7 +77,7 @@ func (c *Controller) syncCount(ctx context.Context) error {
 }
 
 // setLabel sets the count label of one node with a merge patch, which touches that label only:
-// the tutorial's Update would overwrite whatever else changed on the node since the cache saw it.
+// an Update would overwrite whatever else changed on the node since the cache saw it.
 func (c *Controller) setLabel(ctx context.Context, node, value string) error {
 	patch, err := json.Marshal(map[string]any{
 		"metadata": map[string]any{"labels": map[string]string{c.labelKey: value}},

@@ -21,19 +21,20 @@ import (
 // ControllerName names the controller in logs and metrics.
 const ControllerName = "podwatch-controller"
 
-// DefaultMaxRetries is how many times a failing key is retried before it is dropped, as in the
-// tutorial.
+// DefaultMaxRetries is how many times a failing key is retried before it is dropped: a line that
+// cannot be printed is not worth holding the queue for.
 const DefaultMaxRetries = 5
 
 // Controller prints the pods of one namespace as they change.
 type Controller struct {
 	// indexer is the informer's cache of the namespace's pods.
 	indexer cache.Indexer
-	// informer lists and watches the pods; the controller owns it, as the tutorial does.
+	// informer lists and watches the pods. The controller owns it rather than sharing a factory's:
+	// it watches one namespace only, with full pod objects.
 	informer cache.Controller
 	// queue holds the keys of pods that changed.
 	queue workqueue.TypedRateLimitingInterface[cache.ObjectName]
-	// out is where the tutorial's lines are printed.
+	// out is where the lines are printed.
 	out io.Writer
 	// maxRetries bounds the retries of a failing key.
 	maxRetries int
@@ -94,7 +95,7 @@ func NewController(ctx context.Context, client kubernetes.Interface, namespace s
 		Indexers: cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc},
 		Logger:   &logger,
 	})
-	// With Indexers set, the store is an indexer, as the tutorial's NewIndexerInformer returns.
+	// With Indexers set, the store is an indexer.
 	c.indexer, c.informer = store.(cache.Indexer), informer
 	return c, nil
 }
