@@ -165,3 +165,72 @@ func TestGracefulStopDuringBurst(t *testing.T) {
 		t.Errorf("the lease was released at revision %d, before the manager's last Network write at %d", rv, lastWrite)
 	}
 }
+
+// TestStopWithASyncStuck stops the manager while a sync waits on an ovsdb-server that answers
+// nothing. The shutdown timeout bounds the stop: the sync's requests are cancelled then, and the
+// manager exits. A second signal does not wait for the timeout at all.
+func TestStopWithASyncStuck(t *testing.T) {
+	tests := []struct {
+		name            string
+		shutdownTimeout time.Duration
+		secondSignal    bool
+		// within bounds the time from the first signal to the exit.
+		within   time.Duration
+		wantCode int
+	}{
+		{name: "shutdown timeout", shutdownTimeout: 3 * time.Second, within: 3*time.Second + 5*time.Second, wantCode: 0},
+		{name: "second signal", shutdownTimeout: 5 * time.Minute, secondSignal: true, within: 5 * time.Second, wantCode: 1},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := env.Config(t)
+			ns := framework.CreateNamespace(t, env.KubeClient(t))
+			db := framework.StartOVSDB(t)
+			// Overlap is judged across namespaces: each case has CIDRs of its own.
+			subnet := func(j int) (string, string) {
+				return fmt.Sprintf("10.7%d.%d.0/24", i, j), fmt.Sprintf("10.7%d.%d.1", i, j)
+			}
+			m := startManager(t, "manager", "--controllers=network", "--leader-elect=false", "--ovn-nb="+db.Endpoint(),
+				"--cluster-name=stuck", fmt.Sprintf("--shutdown-timeout=%s", tc.shutdownTimeout))
+			metricsAddr := m.ServingAddress(t, "metrics", timeout)
+			client := clientset.NewForConfigOrDie(cfg)
+			create := func(name string, j int) {
+				t.Helper()
+				cidr, gateway := subnet(j)
+				if _, err := client.SamplecrdV1().Networks(ns).Create(context.Background(), &samplecrdv1.Network{
+					ObjectMeta: metav1.ObjectMeta{Name: name},
+					Spec:       samplecrdv1.NetworkSpec{Cidr: cidr, Gateway: gateway},
+				}, metav1.CreateOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			create("first", 0)
+			waitUntil(t, "the first Network to be Ready", timeout, func() bool {
+				n, err := client.SamplecrdV1().Networks(ns).Get(context.Background(), "first", metav1.GetOptions{})
+				return err == nil && meta.IsStatusConditionTrue(n.Status.Conditions, samplecrdv1.ConditionReady)
+			})
+			db.Pause(t)
+			defer db.Resume(t)
+			create("stuck", 1)
+			waitUntil(t, "a sync in hand", timeout, func() bool {
+				return metricValue(t, metricsAddr, "workqueue_longest_running_processor_seconds", map[string]string{"name": "network-controller"}) > 0
+			})
+			m.Signal(t, syscall.SIGTERM)
+			stopped := time.Now()
+			if tc.secondSignal {
+				waitUntil(t, "the manager to start stopping", timeout, func() bool {
+					return len(m.LogEntries("Stopping controllers: finishing the keys in hand")) > 0
+				})
+				m.Signal(t, syscall.SIGTERM)
+			}
+			code := m.Wait(t, tc.within)
+			t.Logf("exited %d, %v after the first signal", code, time.Since(stopped).Round(time.Millisecond))
+			if code != tc.wantCode {
+				t.Errorf("exit code %d, want %d", code, tc.wantCode)
+			}
+			if took := time.Since(stopped); !tc.secondSignal && took < tc.shutdownTimeout {
+				t.Errorf("exited %v after SIGTERM, before the %v shutdown timeout, with a sync in hand", took, tc.shutdownTimeout)
+			}
+		})
+	}
+}
