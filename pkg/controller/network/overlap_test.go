@@ -109,13 +109,7 @@ func TestHandlersEnqueue(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, fakebackend.New(), wide, narrow, apart)
 			tc.event(f.controller)
-			var got []string
-			for f.controller.queue.Len() > 0 {
-				key, _ := f.controller.queue.Get()
-				got = append(got, key.String())
-				f.controller.queue.Done(key)
-			}
-			slices.Sort(got)
+			got := f.drainQueue()
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("enqueued (-want +got):\n%s", diff)
 			}

@@ -111,6 +111,18 @@ func newFixture(t *testing.T, be *fakebackend.Backend, networks ...*samplecrdv1.
 	return &fixture{controller: c, client: client, backend: be, recorder: recorder}
 }
 
+// drainQueue takes every key out of the controller's queue and returns them, sorted.
+func (f *fixture) drainQueue() []string {
+	var keys []string
+	for f.controller.queue.Len() > 0 {
+		key, _ := f.controller.queue.Get()
+		keys = append(keys, key.String())
+		f.controller.queue.Done(key)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
 // result is what one sync did, in a form tests compare.
 type result struct {
 	Err          bool
@@ -424,16 +436,7 @@ func TestBackendReturned(t *testing.T) {
 	orphan := inBackend(network("gone", "10.0.2.0/24", "10.0.2.1"))
 	f := newFixture(t, fakebackend.New(inBackend(a), orphan), a, b)
 	_, ctx := ktesting.NewTestContext(t)
-	drain := func() []string {
-		var keys []string
-		for f.controller.queue.Len() > 0 {
-			key, _ := f.controller.queue.Get()
-			keys = append(keys, key.String())
-			f.controller.queue.Done(key)
-		}
-		slices.Sort(keys)
-		return keys
-	}
+	drain := f.drainQueue
 	// The backend was ready when the controller was built: that was its first readiness.
 	select {
 	case <-f.controller.firstReady:

@@ -7,8 +7,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -65,25 +63,8 @@ func TestGracefulStopDuringBurst(t *testing.T) {
 
 	client := clientset.NewForConfigOrDie(cfg)
 	ctx := context.Background()
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, count)
-	for range clients {
-		wg.Go(func() {
-			for i := int(next.Add(1)) - 1; i < count; i = int(next.Add(1)) - 1 {
-				_, err := client.SamplecrdV1().Networks(ns).Create(ctx, &samplecrdv1.Network{
-					ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("net-%03d", i)},
-					Spec: samplecrdv1.NetworkSpec{
-						Cidr:    fmt.Sprintf("10.%d.%d.0/24", 100+i/256, i%256),
-						Gateway: fmt.Sprintf("10.%d.%d.1", 100+i/256, i%256),
-					},
-				}, metav1.CreateOptions{})
-				if err != nil {
-					errs <- err
-				}
-			}
-		})
-	}
+	created := make(chan error, 1)
+	go func() { created <- framework.CreateNetworks(ctx, client, ns, count, clients) }()
 	// Mid-burst: some Networks are Ready, most are still to come.
 	waitUntil(t, "the first Networks to be Ready", timeout, func() bool {
 		list, err := client.SamplecrdV1().Networks(ns).List(ctx, metav1.ListOptions{})
@@ -105,9 +86,7 @@ func TestGracefulStopDuringBurst(t *testing.T) {
 	if code != 0 {
 		t.Errorf("the manager exited %d after SIGTERM, want 0", code)
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
+	if err := <-created; err != nil {
 		t.Fatalf("creating Networks: %v", err)
 	}
 

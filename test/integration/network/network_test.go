@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -222,28 +220,7 @@ func TestManyNetworks(t *testing.T) {
 	ctx := context.Background()
 
 	start := time.Now()
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, count)
-	for range clients {
-		wg.Go(func() {
-			for i := int(next.Add(1)) - 1; i < count; i = int(next.Add(1)) - 1 {
-				_, err := s.client.SamplecrdV1().Networks(s.ns).Create(ctx, &samplecrdv1.Network{
-					ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("net-%03d", i)},
-					Spec: samplecrdv1.NetworkSpec{
-						Cidr:    fmt.Sprintf("10.%d.%d.0/24", 100+i/256, i%256),
-						Gateway: fmt.Sprintf("10.%d.%d.1", 100+i/256, i%256),
-					},
-				}, metav1.CreateOptions{})
-				if err != nil {
-					errs <- err
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
+	if err := framework.CreateNetworks(ctx, s.client, s.ns, count, clients); err != nil {
 		t.Fatalf("creating Networks: %v", err)
 	}
 	created := time.Since(start)
