@@ -269,7 +269,7 @@ func runControllers(ctx context.Context, o *Options, runs map[string]runFunc) er
 	}()
 	select {
 	case <-done:
-		// Only when every controller failed to start (caches that never sync and a cancel).
+		// Only with no controller enabled.
 		return nil
 	case <-ctx.Done():
 	}
@@ -305,9 +305,10 @@ func runWithLeaderElection(ctx, life context.Context, o *Options, kubeClient kub
 	if err != nil {
 		return fmt.Errorf("creating the leader election lock: %w", err)
 	}
-	// The elector runs on its own context: cancelling it releases the lease, which happens only
-	// once the controllers have returned.
-	leCtx, cancelLE := context.WithCancel(life)
+	// The elector runs on a context of its own: cancelling it releases the lease, which happens
+	// only once the controllers have returned. It does not derive from life, whose end would
+	// release the lease under controllers that did not stop.
+	leCtx, cancelLE := context.WithCancel(context.WithoutCancel(ctx))
 	stuck := false
 	defer func() {
 		if !stuck {
@@ -317,8 +318,12 @@ func runWithLeaderElection(ctx, life context.Context, o *Options, kubeClient kub
 	watchdog := leaderelection.NewLeaderHealthzAdaptor(o.LeaderElection.RenewDeadline)
 	healthz.add("leader-election", func() error { return watchdog.Check(nil) })
 
+	// leading says whether the controllers were started; once stopping is set they never are.
+	var leading struct {
+		sync.Mutex
+		started, stopping bool
+	}
 	controllersDone := make(chan error, 1)
-	var startOnce sync.Once
 	elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 		Lock:            lock,
 		LeaseDuration:   o.LeaderElection.LeaseDuration,
@@ -328,23 +333,29 @@ func runWithLeaderElection(ctx, life context.Context, o *Options, kubeClient kub
 		Name:            o.LeaderElection.Name,
 		WatchDog:        watchdog,
 		Callbacks: leaderelection.LeaderCallbacks{
-			OnStartedLeading: func(leading context.Context) {
-				startOnce.Do(func() {
-					logger.Info("Started leading", "identity", identity)
-					metrics.Leader.Set(1)
-					defer metrics.Leader.Set(0)
-					// Controllers stop on a signal or when leadership ends, whichever comes first.
-					runCtx, cancel := context.WithCancel(ctx)
-					defer cancel()
-					go func() {
-						select {
-						case <-leading.Done():
-							cancel()
-						case <-runCtx.Done():
-						}
-					}()
-					controllersDone <- runControllers(runCtx, o, runs)
-				})
+			OnStartedLeading: func(lease context.Context) {
+				leading.Lock()
+				if leading.started || leading.stopping {
+					leading.Unlock()
+					return
+				}
+				leading.started = true
+				leading.Unlock()
+				logger.Info("Started leading", "identity", identity)
+				metrics.Leader.Set(1)
+				defer metrics.Leader.Set(0)
+				// Controllers stop on a signal, draining; or at once when the lease is lost, when
+				// another replica may already write.
+				runCtx, cancel := context.WithCancelCause(ctx)
+				defer cancel(nil)
+				go func() {
+					select {
+					case <-lease.Done():
+						cancel(fmt.Errorf("%w: %w", runner.ErrAbort, ErrLeaderLost))
+					case <-runCtx.Done():
+					}
+				}()
+				controllersDone <- runControllers(runCtx, o, runs)
 			},
 			OnStoppedLeading: func() {
 				if ctx.Err() == nil {
@@ -370,9 +381,15 @@ func runWithLeaderElection(ctx, life context.Context, o *Options, kubeClient kub
 
 	select {
 	case <-ctx.Done():
-		// Graceful stop: the controllers (if they run), then the lease.
-		if elector.IsLeader() {
+		// Graceful stop: the controllers (if they were started), then the lease.
+		leading.Lock()
+		leading.stopping = true
+		started := leading.started
+		leading.Unlock()
+		if started {
 			if err := <-controllersDone; err != nil {
+				// The lease is left to expire: the process exits under controllers that may
+				// still write.
 				stuck = true
 				return err
 			}

@@ -5,6 +5,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"k8s.io/klog/v2"
 )
 
 // signalContext returns a context cancelled by the first SIGINT or SIGTERM, so that the manager
@@ -17,6 +19,7 @@ func signalContext() context.Context {
 		<-ch
 		cancel()
 		<-ch
+		klog.Flush()
 		os.Exit(1)
 	}()
 	return ctx

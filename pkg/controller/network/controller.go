@@ -74,8 +74,8 @@ type Controller struct {
 	// firstReady is closed when the backend is first ready; readyOnce guards it.
 	firstReady chan struct{}
 	readyOnce  atomic.Bool
-	// sweepNow triggers an orphan sweep; it holds at most one request.
-	sweepNow chan struct{}
+	// backendReady triggers checkAll; it holds at most one request.
+	backendReady chan struct{}
 	// orphans are the backend UIDs found without a Network, by the key the sync removes them under.
 	orphans orphanSet
 }
@@ -136,7 +136,7 @@ func NewController(
 		runnerOpts:          opts.Runner,
 		logger:              logger,
 		firstReady:          make(chan struct{}),
-		sweepNow:            make(chan struct{}, 1),
+		backendReady:        make(chan struct{}, 1),
 	}
 	c.networks = cache.NewIntegerResourceVersionMutationCacheWithOptions(logger, c.networksIndexer, cache.MutationCacheOptions{
 		// Long enough for any watch event to arrive; the informer's own events evict entries
@@ -241,7 +241,8 @@ func (c *Controller) enqueueYoungerOverlapping(n *samplecrdv1.Network) {
 }
 
 // Run syncs Networks with workers workers until ctx is done, then finishes the keys in hand (see
-// runner.Run). The orphan sweep runs when the backend becomes ready and every sweep interval after.
+// runner.Run). Each time the backend becomes ready, every Network is checked against it and the
+// orphans are swept; the sweep runs every sweep interval too.
 func (c *Controller) Run(ctx context.Context, workers int) {
 	runner.Run(ctx, runner.Config{
 		Name:          ControllerName,
@@ -252,7 +253,8 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 		CachesSynced:  []cache.InformerSynced{c.networksSynced},
 		BeforeWorkers: c.waitForBackend,
 		Passes: []runner.Pass{
-			{Name: "orphan sweep", Interval: c.orphanSweepInterval, Trigger: c.sweepNow, Run: c.sweepOrphans},
+			{Name: "backend ready", Trigger: c.backendReady, Run: c.checkAll},
+			{Name: "orphan sweep", Interval: c.orphanSweepInterval, Run: c.sweepOrphans},
 		},
 		Options: c.runnerOpts,
 	})
@@ -274,33 +276,41 @@ func (c *Controller) waitForBackend(ctx context.Context) {
 	}
 }
 
-// backendBecameReady is the backend's OnReady function. The first time it lets the workers start;
-// after a reconnection, whatever changed in the backend meanwhile was not reported, so every
-// Network is checked again. Either way the orphans are swept. It runs on the backend's goroutine
-// and only enqueues.
+// backendBecameReady is the backend's OnReady function. It runs on the backend's goroutine, so it
+// only signals: the first readiness lets the workers start, and every readiness runs checkAll.
 func (c *Controller) backendBecameReady() {
 	if c.readyOnce.CompareAndSwap(false, true) {
 		close(c.firstReady)
-	} else {
-		networks, err := c.networksLister.List(labels.Everything())
-		if err != nil {
-			utilruntime.HandleErrorWithLogger(c.logger, err, "Listing Networks to check after the backend returned")
-		}
-		c.logger.Info("Backend is ready again: checking every Network against it", "networks", len(networks))
-		for _, n := range networks {
-			c.queue.Add(cache.MetaObjectToName(n))
-		}
 	}
 	select {
-	case c.sweepNow <- struct{}{}:
-	default: // a sweep is due already
+	case c.backendReady <- struct{}{}:
+	default: // a check is due already
 	}
+}
+
+// checkAll checks every Network against a backend that just became ready, and sweeps the
+// orphans: whatever changed in the backend while it was away (or before the controller started)
+// was not reported. Networks in sync cost a backend read each and no write.
+func (c *Controller) checkAll(ctx context.Context) {
+	networks, err := c.networksLister.List(labels.Everything())
+	if err != nil {
+		utilruntime.HandleErrorWithContext(ctx, err, "Listing Networks to check against the backend")
+		return
+	}
+	klog.FromContext(ctx).Info("Backend is ready: checking every Network against it", "networks", len(networks))
+	for _, n := range networks {
+		c.queue.Add(cache.MetaObjectToName(n))
+	}
+	c.sweepOrphans(ctx)
 }
 
 // sweepOrphans finds backend objects owned by this cluster whose Network is not in the cache, and
 // enqueues their Network's key: the sync, which owns every backend write for a key, removes them.
 func (c *Controller) sweepOrphans(ctx context.Context) {
 	owned, err := c.backend.List(ctx)
+	if ctx.Err() != nil {
+		return // stopping
+	}
 	if err != nil {
 		// Retried at the next sweep, or when the backend is ready again.
 		utilruntime.HandleErrorWithContext(ctx, err, "Listing backend networks for the orphan sweep")

@@ -53,9 +53,15 @@ func (c *Controller) syncNetwork(ctx context.Context, key cache.ObjectName) erro
 	if err != nil {
 		return fmt.Errorf("reading Network %s from the cache: %w", key, err)
 	}
-	if err := c.removeOrphans(ctx, key, cached.UID); err != nil {
-		return err
-	}
+	// Orphans under this key that failed to go are retried with the key; the Network itself is
+	// synced all the same.
+	orphanErr := c.removeOrphans(ctx, key, cached.UID)
+	return errors.Join(orphanErr, c.syncExisting(ctx, key, cached))
+}
+
+// syncExisting syncs a Network that is in the cache.
+func (c *Controller) syncExisting(ctx context.Context, key cache.ObjectName, cached *samplecrdv1.Network) error {
+	logger := klog.FromContext(ctx)
 
 	if !cached.DeletionTimestamp.IsZero() {
 		return c.syncDeleting(ctx, cached)
@@ -266,15 +272,23 @@ func (c *Controller) writeStatus(ctx context.Context, n *samplecrdv1.Network, re
 }
 
 // removeOrphans deletes the backend objects the orphan sweep found under key, except those of
-// live, the UID of the Network the cache holds under key ("" for none). With no Network in the
-// cache, a read from the API server confirms it is gone before anything is deleted, so that a cache
-// lagging behind a just-created Network cannot cost it its network.
-func (c *Controller) removeOrphans(ctx context.Context, key cache.ObjectName, live types.UID) error {
-	uids := c.orphans.get(key)
+// cached, the UID of the Network the cache holds under key ("" for none). Before anything is
+// deleted, a read from the API server confirms which Network holds the name now, so that a cache
+// that lags behind a Network just created (or deleted and created again) cannot cost it its
+// network.
+func (c *Controller) removeOrphans(ctx context.Context, key cache.ObjectName, cached types.UID) error {
+	uids := slices.DeleteFunc(c.orphans.get(key), func(u types.UID) bool {
+		if u == cached {
+			c.orphans.remove(key, u)
+			return true
+		}
+		return false
+	})
 	if len(uids) == 0 {
 		return nil
 	}
-	if live == "" && key.Name != "" {
+	var live types.UID
+	if key.Name != "" {
 		// An object with no name cannot exist: rows without one are orphans whatever the API says.
 		n, err := c.client.SamplecrdV1().Networks(key.Namespace).Get(ctx, key.Name, metav1.GetOptions{})
 		switch {

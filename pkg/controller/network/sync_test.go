@@ -427,40 +427,33 @@ func TestSyncTwiceIsQuiet(t *testing.T) {
 	}
 }
 
-// TestBackendReturned checks that a backend coming back makes every Network be checked again and
-// triggers an orphan sweep, whose orphans the sync of their key removes: changes made while the
-// backend was away were not reported.
+// TestBackendReturned checks that each readiness of the backend, the first and every later one,
+// makes every Network be checked again and triggers an orphan sweep, whose orphans the sync of
+// their key removes: changes made while the backend was away were not reported.
 func TestBackendReturned(t *testing.T) {
 	a := network("a", "10.0.0.0/24", "10.0.0.1", withFinalizer, synced)
 	b := network("b", "10.0.1.0/24", "10.0.1.1", withFinalizer, synced)
 	orphan := inBackend(network("gone", "10.0.2.0/24", "10.0.2.1"))
 	f := newFixture(t, fakebackend.New(inBackend(a), orphan), a, b)
 	_, ctx := ktesting.NewTestContext(t)
-	drain := f.drainQueue
 	// The backend was ready when the controller was built: that was its first readiness.
 	select {
 	case <-f.controller.firstReady:
 	default:
 		t.Fatal("the first readiness was not noticed")
 	}
-	<-f.controller.sweepNow
-	if keys := drain(); len(keys) != 0 {
-		t.Errorf("the first readiness enqueued %v; the informer's adds do that", keys)
-	}
-
-	f.backend.SetNotReady(errors.New("gone"))
-	f.backend.SetNotReady(nil)
-	if diff := cmp.Diff([]string{"default/a", "default/b"}, drain()); diff != "" {
-		t.Errorf("enqueued after the return (-want +got):\n%s", diff)
-	}
-	select {
-	case <-f.controller.sweepNow:
-	default:
-		t.Fatal("no orphan sweep was triggered by the return")
-	}
-	f.controller.sweepOrphans(ctx)
-	if diff := cmp.Diff([]string{"default/gone"}, drain()); diff != "" {
-		t.Errorf("the sweep enqueued (-want +got):\n%s", diff)
+	for _, round := range []string{"first readiness", "readiness after a disconnection"} {
+		select {
+		case <-f.controller.backendReady:
+		default:
+			t.Fatalf("%s: no check of every Network was triggered", round)
+		}
+		f.controller.checkAll(ctx)
+		if diff := cmp.Diff([]string{"default/a", "default/b", "default/gone"}, f.drainQueue()); diff != "" {
+			t.Errorf("%s: enqueued (-want +got):\n%s", round, diff)
+		}
+		f.backend.SetNotReady(errors.New("gone"))
+		f.backend.SetNotReady(nil)
 	}
 	if _, ok := f.backend.Networks()[orphan.UID]; !ok {
 		t.Fatal("the sweep removed the orphan itself; only the sync may")
@@ -476,23 +469,48 @@ func TestBackendReturned(t *testing.T) {
 	}
 }
 
-// TestOrphanOfRecreatedNetwork checks that rows of an older Network of the same name are removed
-// by the sync of the new one, and the new one's are kept.
+// TestOrphanOfRecreatedNetwork checks a Network deleted and created again under its name: the rows
+// of the old UID are removed by the sync of the key, the new one's kept, also when the cache still
+// holds the old one (the API server is asked which UID holds the name).
 func TestOrphanOfRecreatedNetwork(t *testing.T) {
-	old := network("a", "10.0.0.0/24", "10.0.0.1")
+	old := network("a", "10.0.0.0/24", "10.0.0.1", withFinalizer, synced)
 	old.UID = "old-uid"
 	current := network("a", "10.0.0.0/24", "10.0.0.1", withFinalizer, synced)
-	f := newFixture(t, fakebackend.New(inBackend(old), inBackend(current)), current)
-	_, ctx := ktesting.NewTestContext(t)
-	f.controller.sweepOrphans(ctx)
-	if r := f.sync(t, "default", "a"); r.Err {
-		t.Fatalf("sync: %+v", r)
+	tests := []struct {
+		name string
+		// cached is what the informer cache holds, api what the API server holds.
+		cached, api *samplecrdv1.Network
+		// orphan is the UID the sweep reports, kept the UID whose rows must stay.
+		orphan, kept types.UID
+	}{
+		{name: "cache current: the old rows go", cached: current, api: current, orphan: old.UID, kept: current.UID},
+		{name: "cache lags: the new rows stay", cached: old, api: current, orphan: current.UID, kept: current.UID},
 	}
-	if _, ok := f.backend.Networks()[old.UID]; ok {
-		t.Errorf("the old Network's rows were not removed")
-	}
-	if _, ok := f.backend.Networks()[current.UID]; !ok {
-		t.Errorf("the current Network's rows were removed")
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, fakebackend.New(inBackend(old), inBackend(current)), tc.cached)
+			if tc.api != tc.cached {
+				if err := f.client.Tracker().Delete(samplecrdv1.SchemeGroupVersion.WithResource("networks"), tc.cached.Namespace, tc.cached.Name); err != nil {
+					t.Fatal(err)
+				}
+				if err := f.client.Tracker().Add(tc.api); err != nil {
+					t.Fatal(err)
+				}
+			}
+			f.controller.orphans.add(cache.MetaObjectToName(tc.cached), tc.orphan)
+			f.sync(t, "default", "a")
+			if _, ok := f.backend.Networks()[tc.kept]; !ok {
+				t.Errorf("the rows of %s, which holds the name, were removed", tc.kept)
+			}
+			if tc.orphan != tc.kept {
+				if _, ok := f.backend.Networks()[tc.orphan]; ok {
+					t.Errorf("the rows of %s, which no longer exists, were kept", tc.orphan)
+				}
+			}
+			if got := f.controller.orphans.get(cache.MetaObjectToName(tc.cached)); len(got) != 0 {
+				t.Errorf("orphans left recorded: %v", got)
+			}
+		})
 	}
 }
 

@@ -6,6 +6,8 @@ package runner
 
 import (
 	"context"
+	"errors"
+	"sync"
 	"time"
 
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -18,6 +20,11 @@ import (
 // DefaultShutdownTimeout is how long keys in hand may take after the stop when Options leave it
 // unset.
 const DefaultShutdownTimeout = 30 * time.Second
+
+// ErrAbort, as the cause of the cancellation of Run's context (context.WithCancelCause), cancels
+// the syncs in hand at once instead of letting them finish: for a controller that must stop writing
+// now, such as one whose leader lease was lost.
+var ErrAbort = errors.New("controller aborted")
 
 // Observer is told the outcome of every sync; the manager's metrics implement it.
 type Observer interface {
@@ -41,8 +48,8 @@ type Options struct {
 type Pass struct {
 	// Name names the pass in logs.
 	Name string
-	// Interval runs the pass this often, the first time right after the caches sync; zero runs
-	// it only when Trigger fires.
+	// Interval runs the pass this often, the first time one interval after the workers start;
+	// zero runs it only when Trigger fires.
 	Interval time.Duration
 	// Trigger, when not nil, runs the pass (again) whenever it receives.
 	Trigger <-chan struct{}
@@ -83,7 +90,8 @@ type Config struct {
 
 // Run runs the controller until ctx is done. Then it stops taking keys: queued keys stay unsynced
 // (the next leader has them from its own caches), keys in hand finish on a context that lives for
-// the shutdown timeout, and Run returns once every worker, pass and informer has returned.
+// the shutdown timeout (or is cancelled at once when ctx's cause is ErrAbort), and Run returns once
+// every worker, pass and informer has returned.
 func Run(ctx context.Context, c Config) {
 	defer utilruntime.HandleCrashWithContext(ctx)
 	logger := klog.FromContext(ctx)
@@ -97,14 +105,23 @@ func Run(ctx context.Context, c Config) {
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
 	stopped := make(chan struct{})
-	defer close(stopped)
-	go func() {
+	var watch sync.WaitGroup
+	defer func() {
+		close(stopped)
+		watch.Wait()
+	}()
+	watch.Go(func() {
 		select {
 		case <-ctx.Done():
 		case <-stopped:
 			return
 		}
 		c.Queue.ShutDown()
+		if errors.Is(context.Cause(ctx), ErrAbort) {
+			logger.Info("Aborting: cancelling the syncs in hand", "controller", c.Name, "cause", context.Cause(ctx))
+			cancelWork()
+			return
+		}
 		timer := time.NewTimer(timeout)
 		defer timer.Stop()
 		select {
@@ -113,7 +130,7 @@ func Run(ctx context.Context, c Config) {
 			cancelWork()
 		case <-stopped:
 		}
-	}()
+	})
 
 	logger.Info("Starting controller", "controller", c.Name, "workers", workers)
 	var wg wait.Group
@@ -155,7 +172,6 @@ func runPass(ctx context.Context, p Pass) {
 		ticker := time.NewTicker(p.Interval)
 		defer ticker.Stop()
 		tick = ticker.C
-		p.Run(ctx)
 	}
 	for {
 		select {

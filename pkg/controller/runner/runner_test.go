@@ -3,7 +3,9 @@ package runner
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -177,7 +179,7 @@ func TestRunShutdownTimeout(t *testing.T) {
 }
 
 // TestRunOrder checks that the informers run, the caches are waited for, BeforeWorkers runs before
-// any sync, and passes run at start (with an interval) and on their trigger.
+// any sync, and a pass runs on its trigger.
 func TestRunOrder(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	ctx, stop := context.WithCancel(ctx)
@@ -227,6 +229,68 @@ func TestRunOrder(t *testing.T) {
 	defer mu.Unlock()
 	if events[0] != "informer" || events[1] != "before workers" {
 		t.Errorf("events %v: want the informer, then before workers, then the sync and the pass", events)
+	}
+}
+
+// TestRunPassInterval checks that a pass with an interval runs again and again, and not before the
+// first interval has passed.
+func TestRunPassInterval(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	ctx, stop := context.WithCancel(ctx)
+	var runs atomic.Int32
+	start := time.Now()
+	var first time.Duration
+	c := Config{Name: "test-controller", Queue: newQueue(), Sync: func(context.Context, cache.ObjectName) error { return nil },
+		Passes: []Pass{{Name: "periodic", Interval: 20 * time.Millisecond, Run: func(context.Context) {
+			if runs.Add(1) == 1 {
+				first = time.Since(start)
+			}
+		}}}}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Run(ctx, c)
+	}()
+	if err := waitFor(func() bool { return runs.Load() >= 3 }); err != nil {
+		t.Fatalf("the pass ran %d times, want at least 3", runs.Load())
+	}
+	stop()
+	<-done
+	if first < 20*time.Millisecond {
+		t.Errorf("the first run came %v after the start, before the interval", first)
+	}
+}
+
+// TestRunAbort stops a controller with ErrAbort as the cause: the sync in hand is cancelled at once,
+// whatever the shutdown timeout.
+func TestRunAbort(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	ctx, stop := context.WithCancelCause(ctx)
+	q := newQueue()
+	inHand := make(chan struct{})
+	var syncErr error
+	c := Config{Name: "test-controller", Queue: q, Options: Options{ShutdownTimeout: time.Hour},
+		Sync: func(ctx context.Context, _ cache.ObjectName) error {
+			close(inHand)
+			<-ctx.Done()
+			syncErr = ctx.Err()
+			return nil
+		}}
+	q.Add(key)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Run(ctx, c)
+	}()
+	<-inHand
+	stop(fmt.Errorf("%w: lease lost", ErrAbort))
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after the abort")
+	}
+	if !errors.Is(syncErr, context.Canceled) {
+		t.Errorf("sync context ended with %v, want cancelled", syncErr)
 	}
 }
 

@@ -165,9 +165,10 @@ func TestStopWithASyncStuck(t *testing.T) {
 			cfg := env.Config(t)
 			ns := framework.CreateNamespace(t, env.KubeClient(t))
 			db := framework.StartOVSDB(t)
-			// Overlap is judged across namespaces: each case has CIDRs of its own.
+			// Overlap is judged across namespaces: each case has CIDRs of its own, apart from the
+			// other tests of the package.
 			subnet := func(j int) (string, string) {
-				return fmt.Sprintf("10.7%d.%d.0/24", i, j), fmt.Sprintf("10.7%d.%d.1", i, j)
+				return fmt.Sprintf("10.8%d.%d.0/24", i, j), fmt.Sprintf("10.8%d.%d.1", i, j)
 			}
 			m := startManager(t, "manager", "--controllers=network", "--leader-elect=false", "--ovn-nb="+db.Endpoint(),
 				"--cluster-name=stuck", fmt.Sprintf("--shutdown-timeout=%s", tc.shutdownTimeout))

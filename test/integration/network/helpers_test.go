@@ -137,8 +137,8 @@ func (s *setup) startController(t *testing.T, tweak func(*app.Options)) *control
 		defer close(c.done)
 		nc.Run(ctx, o.NetworkWorkers)
 	}()
-	// In the manager's order: the controller, then the backend, the informers, the events.
-	c.cleanup = []func(){be.Close, factory.Shutdown, broadcaster.Shutdown}
+	// In the manager's order: the controller, then the informers, the backend, the events.
+	c.cleanup = []func(){factory.Shutdown, be.Close, broadcaster.Shutdown}
 	t.Cleanup(func() { c.stop(t) })
 	t.Cleanup(func() { s.deleteAll(t) })
 	return c
