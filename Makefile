@@ -41,7 +41,7 @@ generate: ## Regenerate deepcopy, clientset, informers, listers, apply configura
 	hack/update-codegen.sh
 
 .PHONY: tools
-tools: ## Build the test control plane (kube-apiserver, etcd) when missing; install ovsdb-server when missing.
+tools: ## Build the test control plane (kube-apiserver, etcd) and kubectl when missing or stale; install ovsdb-server when missing.
 	hack/build-control-plane.sh
 	hack/ensure-ovn.sh
 

@@ -16,7 +16,7 @@ const progressInterval = 30 * time.Second
 // installed, through the same scripts as 'make tools'.
 func ensureTools(ctx context.Context) error {
 	if _, err := os.Stat(filepath.Join("bin", "control-plane", "VERSION")); err != nil {
-		step("Building kube-apiserver and etcd into bin/control-plane (first time only: this takes a few minutes)")
+		step("Building kube-apiserver, etcd and kubectl into bin/control-plane (first time only: this takes a few minutes)")
 	}
 	if err := runStep(ctx, "hack/build-control-plane.sh"); err != nil {
 		return fmt.Errorf("building the control plane: %w", err)
