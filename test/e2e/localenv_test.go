@@ -25,6 +25,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/samplecrd/samplecrd-controller/internal/syncbuf"
+	"github.com/samplecrd/samplecrd-controller/internal/testenv"
 	samplecrdv1 "github.com/samplecrd/samplecrd-controller/pkg/apis/samplecrd/v1"
 	"github.com/samplecrd/samplecrd-controller/pkg/backend/ovn"
 	clientset "github.com/samplecrd/samplecrd-controller/pkg/generated/clientset/versioned"
@@ -63,10 +64,10 @@ func requirePrerequisites(t *testing.T) {
 			missing = append(missing, fmt.Sprintf("%s is not in PATH", tool))
 		}
 	}
-	if err := framework.CheckControlPlaneBinaries(); err != nil {
+	if err := testenv.CheckControlPlane(framework.RepoRoot()); err != nil {
 		missing = append(missing, err.Error())
 	}
-	if err := framework.CheckOVNBinaries(); err != nil {
+	if err := testenv.CheckOVN(); err != nil {
 		missing = append(missing, err.Error())
 	}
 	if len(missing) == 0 {
@@ -85,57 +86,26 @@ func makeTarget(ctx context.Context, target, dir string) (string, error) {
 	return string(out), err
 }
 
-// recorded is one line of the environment's pids file: NAME PID START.
-type recorded struct {
-	name  string
-	pid   int
-	start string
-}
-
 // readPids reads the processes the environment recorded in DIR/pids.
-func readPids(t *testing.T, dir string) []recorded {
+func readPids(t *testing.T, dir string) []testenv.Proc {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(dir, "pids"))
-	if err != nil {
-		t.Fatalf("reading the processes the environment recorded: %v", err)
+	procs, err := testenv.ReadProcs(filepath.Join(dir, "pids"))
+	if err != nil || len(procs) == 0 {
+		t.Fatalf("reading the processes the environment recorded: %v, %v", procs, err)
 	}
-	var out []recorded
-	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
-		f := strings.Fields(line)
-		if len(f) != 3 {
-			t.Fatalf("malformed line %q in %s/pids", line, dir)
-		}
-		pid, err := strconv.Atoi(f[1])
-		if err != nil {
-			t.Fatalf("malformed line %q in %s/pids: %v", line, dir, err)
-		}
-		out = append(out, recorded{name: f[0], pid: pid, start: f[2]})
-	}
-	return out
-}
-
-// running reports whether the recorded process still runs: its pid exists with the same start
-// time (field 22 of /proc/PID/stat) and is not a zombie.
-func running(p recorded) bool {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.pid))
-	if err != nil {
-		return false
-	}
-	s := string(data)
-	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	return len(fields) > 19 && fields[19] == p.start && fields[0] != "Z" && fields[0] != "X"
+	return procs
 }
 
 // checkRecorded fails unless every one of names was recorded and runs.
-func checkRecorded(t *testing.T, procs []recorded, names ...string) {
+func checkRecorded(t *testing.T, procs []testenv.Proc, names ...string) {
 	t.Helper()
 	for _, name := range names {
 		found := false
 		for _, p := range procs {
-			if p.name == name {
+			if p.Name == name {
 				found = true
-				if !running(p) {
-					t.Errorf("%s (pid %d) was recorded but does not run", name, p.pid)
+				if !p.Alive() {
+					t.Errorf("%v was recorded but does not run", p)
 				}
 			}
 		}
@@ -147,12 +117,10 @@ func checkRecorded(t *testing.T, procs []recorded, names ...string) {
 
 // checkNothingLeft fails if any recorded process still runs, or if the environment's state (all
 // but its logs) is still there.
-func checkNothingLeft(t *testing.T, dir string, procs []recorded) {
+func checkNothingLeft(t *testing.T, dir string, procs []testenv.Proc) {
 	t.Helper()
-	for _, p := range procs {
-		if running(p) {
-			t.Errorf("%s (pid %d) still runs after the environment stopped", p.name, p.pid)
-		}
+	for _, p := range testenv.Running(procs) {
+		t.Errorf("%v still runs after the environment stopped", p)
 	}
 	for _, name := range []string{"kubeconfig", "ovnnb.sock", "ovnnb.db", "etcd", "certs", "pids", "ready"} {
 		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
