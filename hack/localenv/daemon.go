@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/samplecrd/samplecrd-controller/internal/testenv"
 )
 
 // daemonLog is the log of the background process that up starts.
@@ -203,16 +205,16 @@ func cmdDown(dir string) error {
 	if err != nil {
 		return err
 	}
-	p, err := self("localenv", owner)
+	p, err := testenv.Identify("localenv", owner)
 	if err != nil {
 		// The owner is gone but the lock is held: by one of its processes, if anything. Kill them.
 		step(fmt.Sprintf("The owner of %s (pid %d) is gone; stopping what it left", dir, owner))
-		if err := killAll(recorded); err != nil {
+		if err := testenv.KillAll(recorded); err != nil {
 			return err
 		}
 	} else {
 		step(fmt.Sprintf("Stopping the environment in %s (pid %d)", dir, owner))
-		if err := p.signal(syscall.SIGTERM); err != nil {
+		if err := p.Signal(syscall.SIGTERM); err != nil {
 			return err
 		}
 		recorded = append(recorded, p)
@@ -235,7 +237,7 @@ func cmdDown(dir string) error {
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "localenv down: pid %d did not stop within %s; killing what is left\n", owner, downTimeout)
 	}
-	if err := killAll(recorded); err != nil {
+	if err := testenv.KillAll(recorded); err != nil {
 		return err
 	}
 	// Nothing is left after a clean stop; after a crash, the data and the kubeconfig are.

@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 
+	"github.com/samplecrd/samplecrd-controller/internal/testenv"
 	samplecrdv1 "github.com/samplecrd/samplecrd-controller/pkg/apis/samplecrd/v1"
 	clientset "github.com/samplecrd/samplecrd-controller/pkg/generated/clientset/versioned"
 )
@@ -53,14 +54,14 @@ func interruptible(onSecond func()) (context.Context, context.CancelFunc) {
 func killEverything(dir string) {
 	step("Killing every process at once")
 	procs, _ := readPids(dir)
-	own, _ := children("etcd", "kube-apiserver", "ovsdb-server")
-	var others []proc
+	own, _ := testenv.Children("etcd", "kube-apiserver", "ovsdb-server")
+	var others []testenv.Proc
 	for _, p := range append(procs, own...) {
-		if p.pid != os.Getpid() {
+		if p.PID != os.Getpid() {
 			others = append(others, p)
 		}
 	}
-	if err := killAll(others); err != nil {
+	if err := testenv.KillAll(others); err != nil {
 		fmt.Fprintf(os.Stderr, "localenv: %v\n", err)
 	} else if err := (&Env{dir: dir}).removeState(); err != nil {
 		fmt.Fprintf(os.Stderr, "localenv: %v\n", err)
@@ -140,7 +141,7 @@ func cmdRun(dir string, managerArgs []string) int {
 		_ = cmd.Wait()
 		close(exited)
 	}()
-	if p, err := self("samplecrd-controller", cmd.Process.Pid); err == nil {
+	if p, err := testenv.Identify("samplecrd-controller", cmd.Process.Pid); err == nil {
 		_ = env.record(p)
 	}
 	go reportReady(ctx, env.Config(), start)
