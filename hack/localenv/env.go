@@ -24,6 +24,9 @@ const (
 	readyFile      = "ready"
 	etcdDir        = "etcd"
 	certDir        = "certs"
+	// launchDir holds the links through which etcd and kube-apiserver start, so that they die
+	// with localenv (testenv.ControlPlaneOptions.DieWithParent).
+	launchDir = "launch"
 )
 
 // Timeouts of the environment's processes.
@@ -124,7 +127,7 @@ func (e *Env) cleanStale() error {
 func (e *Env) removeState() error {
 	var errs []error
 	paths := testenv.OVSDBStateFiles(e.dir)
-	for _, name := range []string{etcdDir, certDir, kubeconfigFile, readyFile, pidsFile} {
+	for _, name := range []string{etcdDir, certDir, launchDir, kubeconfigFile, readyFile, pidsFile} {
 		paths = append(paths, e.path(name))
 	}
 	for _, path := range paths {
@@ -215,6 +218,7 @@ func (e *Env) startControlPlane() error {
 		APIServerOutput: apiLog,
 		StartTimeout:    controlPlaneStartTimeout,
 		StopTimeout:     controlPlaneStopTimeout,
+		DieWithParent:   filepath.Join(abs, launchDir),
 	})
 	e.controlPlane = cp
 	// Record whatever started, even on failure, so that Stop and the next start can find it.

@@ -23,6 +23,8 @@ import (
 	"github.com/spf13/pflag"
 	"k8s.io/klog/v2"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/samplecrd/samplecrd-controller/internal/testenv"
 )
 
 // defaultDir is the state directory unless --dir says otherwise.
@@ -43,6 +45,9 @@ Commands:
 `
 
 func main() {
+	// Before anything else: this program is also the launcher of its etcd and kube-apiserver.
+	testenv.RunLauncher()
+	handleSIGPIPE()
 	// envtest logs through controller-runtime's logger, which complains when it is never set.
 	ctrllog.SetLogger(klog.NewKlogr())
 	os.Exit(mainWithArgs(os.Args[1:]))
@@ -50,7 +55,7 @@ func main() {
 
 func mainWithArgs(args []string) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Print(usage)
+		fmt.Fprint(term.Out, usage)
 		if len(args) == 0 {
 			return 2
 		}
@@ -62,7 +67,7 @@ func mainWithArgs(args []string) int {
 	namespace := fs.StringP("namespace", "n", "default", "Namespace, for get pods and describe network.")
 	lockFd := fs.Int("lock-fd", 0, "File descriptor of the state directory's lock, inherited from up.")
 	_ = fs.MarkHidden("lock-fd")
-	fs.Usage = func() { fmt.Fprint(os.Stderr, usage) }
+	fs.Usage = func() { fmt.Fprint(term.Err, usage) }
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return 0
@@ -108,11 +113,11 @@ func mainWithArgs(args []string) int {
 			err = cmdDescribe(*dir, *namespace, positional[1])
 		}
 	default:
-		fmt.Fprintf(os.Stderr, "localenv: unknown command %q\n\n%s", command, usage)
+		fmt.Fprintf(term.Err, "localenv: unknown command %q\n\n%s", command, usage)
 		return 2
 	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "localenv %s: %v\n", command, err)
+		fmt.Fprintf(term.Err, "localenv %s: %v\n", command, err)
 		return 1
 	}
 	return 0
@@ -131,7 +136,7 @@ func checkRepoRoot() error {
 
 // step prints the start of a step.
 func step(msg string) {
-	fmt.Printf("==> %s\n", msg)
+	fmt.Fprintf(term.Out, "==> %s\n", msg)
 }
 
 // dirArg is what to add to a make command line to name the state directory dir.

@@ -32,17 +32,24 @@ const readyReportTimeout = 2 * time.Minute
 // exitInterrupted is the exit status after a second signal, which kills everything at once.
 const exitInterrupted = 130
 
-// interruptible returns a context cancelled by the first SIGINT, SIGTERM or SIGHUP. A second
-// signal runs onSecond, which must not return.
+// interruptible returns a context cancelled by the first SIGINT, SIGTERM or SIGHUP, or when the
+// output has gone away (see console). A second signal runs onSecond, which must not return.
 func interruptible(onSecond func()) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(context.Background())
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	go func() {
-		<-sigs
-		fmt.Println()
-		step("Stopping everything (a second Ctrl-C kills it all at once)")
-		cancel()
+		select {
+		case <-sigs:
+			fmt.Fprintln(term.Out)
+			step("Stopping everything (a second Ctrl-C kills it all at once)")
+			cancel()
+		case <-term.Gone():
+			// Nobody reads any more. The Ctrl-C that usually follows asks for what is under way:
+			// only a second one kills everything at once.
+			cancel()
+			<-sigs
+		}
 		<-sigs
 		onSecond()
 	}()
@@ -54,7 +61,7 @@ func interruptible(onSecond func()) (context.Context, context.CancelFunc) {
 func killEverything(dir string) {
 	step("Killing every process at once")
 	procs, _ := readPids(dir)
-	own, _ := testenv.Children("etcd", "kube-apiserver", "ovsdb-server")
+	own, _ := testenv.Children("etcd", "kube-apiserver", "ovsdb-server", "samplecrd-controller")
 	var others []testenv.Proc
 	for _, p := range append(procs, own...) {
 		if p.PID != os.Getpid() {
@@ -62,9 +69,9 @@ func killEverything(dir string) {
 		}
 	}
 	if err := testenv.KillAll(others); err != nil {
-		fmt.Fprintf(os.Stderr, "localenv: %v\n", err)
+		fmt.Fprintf(term.Err, "localenv: %v\n", err)
 	} else if err := (&Env{dir: dir}).removeState(); err != nil {
-		fmt.Fprintf(os.Stderr, "localenv: %v\n", err)
+		fmt.Fprintf(term.Err, "localenv: %v\n", err)
 	}
 	os.Exit(exitInterrupted)
 }
@@ -78,7 +85,7 @@ func cmdRun(dir string, managerArgs []string) int {
 	}
 	defer lockf.Close()
 	if err := writeOwner(lockf, os.Getpid()); err != nil {
-		fmt.Fprintf(os.Stderr, "localenv run: %v\n", err)
+		fmt.Fprintf(term.Err, "localenv run: %v\n", err)
 		return 1
 	}
 	ctx, cancel := interruptible(func() { killEverything(dir) })
@@ -88,7 +95,7 @@ func cmdRun(dir string, managerArgs []string) int {
 		if ctx.Err() != nil {
 			return 0
 		}
-		fmt.Fprintf(os.Stderr, "localenv run: %v\n", err)
+		fmt.Fprintf(term.Err, "localenv run: %v\n", err)
 		return 1
 	}
 	if err := ensureTools(ctx); err != nil {
@@ -129,11 +136,11 @@ func cmdRun(dir string, managerArgs []string) int {
 	printBanner(dir, env, metricsAddr, probeAddr)
 
 	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	// Through this program, which outlives its output (see console).
+	cmd.Stdout, cmd.Stderr = term.Out, term.Err
 	// Its own process group, so that Ctrl-C reaches only this program, which forwards exactly one
-	// SIGINT: the manager exits at once on a second one. SIGTERM should this program die first.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	if err := cmd.Start(); err != nil {
+	// SIGINT: the manager exits at once on a second one. It dies with this program.
+	if err := testenv.StartCommand(cmd); err != nil {
 		return max(fail(fmt.Errorf("starting the manager: %w", err)), stopEnv(env, dir))
 	}
 	exited := make(chan struct{})
@@ -151,11 +158,11 @@ func cmdRun(dir string, managerArgs []string) int {
 	case <-ctx.Done():
 		stopManager(cmd, exited)
 	case <-exited:
-		fmt.Println()
+		fmt.Fprintln(term.Out)
 		step(fmt.Sprintf("The manager exited (%s); stopping the environment", cmd.ProcessState))
 		code = max(cmd.ProcessState.ExitCode(), 1)
 	case msg := <-failed:
-		fmt.Println()
+		fmt.Fprintln(term.Out)
 		step(msg + "; stopping everything")
 		stopManager(cmd, exited)
 		code = 1
@@ -170,7 +177,7 @@ func stopManager(cmd *exec.Cmd, exited <-chan struct{}) {
 	select {
 	case <-exited:
 	case <-time.After(managerStopTimeout):
-		fmt.Fprintf(os.Stderr, "localenv: the manager did not stop within %s of SIGINT; killing it\n", managerStopTimeout)
+		fmt.Fprintf(term.Err, "localenv: the manager did not stop within %s of SIGINT; killing it\n", managerStopTimeout)
 		_ = cmd.Process.Kill()
 		<-exited
 	}
@@ -180,7 +187,7 @@ func stopManager(cmd *exec.Cmd, exited <-chan struct{}) {
 func stopEnv(env *Env, dir string) int {
 	step("Stopping ovsdb-server, kube-apiserver and etcd")
 	if err := env.Stop(); err != nil {
-		fmt.Fprintf(os.Stderr, "localenv: %v\n", err)
+		fmt.Fprintf(term.Err, "localenv: %v\n", err)
 		return 1
 	}
 	step(fmt.Sprintf("Stopped: nothing is left running. The logs are in %s/.", dir))
@@ -213,7 +220,7 @@ func tryCommands(dir string, env *Env) string {
 }
 
 func printBanner(dir string, env *Env, metricsAddr, probeAddr string) {
-	fmt.Printf(`
+	fmt.Fprintf(term.Out, `
 ==> Starting samplecrd-controller with every controller. Ctrl-C stops it and everything above.
 
     kubeconfig:      %s

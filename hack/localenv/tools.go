@@ -31,7 +31,7 @@ func ensureTools(ctx context.Context) error {
 // it has been running so far, so that a long build does not look stuck.
 func runStep(ctx context.Context, name string, args ...string) error {
 	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	cmd.Stdout, cmd.Stderr = term.Out, term.Err
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return err
@@ -45,7 +45,7 @@ func runStep(ctx context.Context, name string, args ...string) error {
 		case err := <-done:
 			return err
 		case <-ticker.C:
-			fmt.Printf("    ... still working (%s)\n", time.Since(start).Round(time.Second))
+			fmt.Fprintf(term.Out, "    ... still working (%s)\n", time.Since(start).Round(time.Second))
 		}
 	}
 }
