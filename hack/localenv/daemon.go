@@ -120,7 +120,7 @@ func cmdUp(dir string) int {
 %s
     Stop it with 'make local-down%s'.
 `, ready.PID, env.Kubeconfig(), env.OVNNorthbound(), ready.APIServer, dir,
-		env.Kubeconfig(), env.OVNNorthbound(), tryCommands(dir, env), dirArg(dir))
+		env.Kubeconfig(), env.OVNNorthbound(), tryCommands(env), dirArg(dir))
 	return 0
 }
 

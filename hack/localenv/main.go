@@ -8,9 +8,8 @@
 //	go run ./hack/localenv run [--dir DIR] [-- MANAGER-FLAGS...]
 //	go run ./hack/localenv up [--dir DIR]
 //	go run ./hack/localenv down [--dir DIR]
-//	go run ./hack/localenv get networks|nodes|pods [--dir DIR]
-//	go run ./hack/localenv describe network NAME [--dir DIR] [-n NAMESPACE]
 //
+// To look at it, bin/control-plane/kubectl (built beside kube-apiserver) with DIR/kubeconfig.
 // docs/local.md describes the environment, its files and how it stops.
 package main
 
@@ -40,8 +39,8 @@ Commands:
                                 (flags after -- go to the manager, e.g. run -- -v=4)
   up                            start the environment without the manager, in the background
   down                          stop what up started, and wait until every process is gone
-  get networks|nodes|pods       list objects, like kubectl get
-  describe network NAME         show a Network, its status and events, like kubectl describe
+
+Look at it with bin/control-plane/kubectl --kubeconfig DIR/kubeconfig get networks, and so on.
 `
 
 func main() {
@@ -64,7 +63,6 @@ func mainWithArgs(args []string) int {
 	command := args[0]
 	fs := pflag.NewFlagSet("localenv "+command, pflag.ContinueOnError)
 	dir := fs.String("dir", defaultDir, "State directory: kubeconfig, OVN socket, data and logs.")
-	namespace := fs.StringP("namespace", "n", "default", "Namespace, for get pods and describe network.")
 	lockFd := fs.Int("lock-fd", 0, "File descriptor of the state directory's lock, inherited from up.")
 	_ = fs.MarkHidden("lock-fd")
 	fs.Usage = func() { fmt.Fprint(term.Err, usage) }
@@ -100,18 +98,6 @@ func mainWithArgs(args []string) int {
 		}
 	case "down":
 		err = cmdDown(*dir)
-	case "get":
-		if len(positional) != 1 {
-			err = fmt.Errorf("usage: get networks|nodes|pods")
-		} else {
-			err = cmdGet(*dir, *namespace, positional[0])
-		}
-	case "describe":
-		if len(positional) != 2 || !isNetworkResource(positional[0]) {
-			err = fmt.Errorf("usage: describe network NAME")
-		} else {
-			err = cmdDescribe(*dir, *namespace, positional[1])
-		}
 	default:
 		fmt.Fprintf(term.Err, "localenv: unknown command %q\n\n%s", command, usage)
 		return 2
@@ -145,12 +131,4 @@ func dirArg(dir string) string {
 		return ""
 	}
 	return " LOCAL_DIR=" + dir
-}
-
-// dirFlag is what to add to a localenv command line to name the state directory dir.
-func dirFlag(dir string) string {
-	if dir == defaultDir {
-		return ""
-	}
-	return " --dir " + dir
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -14,7 +15,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/rest"
 
 	"github.com/samplecrd/samplecrd-controller/internal/testenv"
 	samplecrdv1 "github.com/samplecrd/samplecrd-controller/pkg/apis/samplecrd/v1"
@@ -151,7 +151,7 @@ func cmdRun(dir string, managerArgs []string) int {
 	if p, err := testenv.Identify("samplecrd-controller", cmd.Process.Pid); err == nil {
 		_ = env.record(p)
 	}
-	go reportReady(ctx, env.Config(), start)
+	go reportReady(ctx, env, start)
 
 	code := 0
 	select {
@@ -204,17 +204,16 @@ func freeLoopbackAddr() (string, error) {
 	return l.Addr().String(), nil
 }
 
+// kubectl is the kubectl that hack/build-control-plane.sh builds beside kube-apiserver.
+func kubectl() string {
+	return displayPath(filepath.Join(testenv.ControlPlaneDir("."), "kubectl"))
+}
+
 // tryCommands are the three things to try, as printed by run and up.
-func tryCommands(dir string, env *Env) string {
+func tryCommands(env *Env) string {
 	var b strings.Builder
-	if _, err := exec.LookPath("kubectl"); err == nil {
-		fmt.Fprintf(&b, "      kubectl --kubeconfig %s get networks\n", env.Kubeconfig())
-		fmt.Fprintf(&b, "      kubectl --kubeconfig %s describe network example-network\n", env.Kubeconfig())
-		fmt.Fprintf(&b, "      ovn-nbctl --db=%s show\n", env.OVNNorthbound())
-		fmt.Fprintf(&b, "    or, without kubectl:\n")
-	}
-	fmt.Fprintf(&b, "      go run ./hack/localenv get networks%s\n", dirFlag(dir))
-	fmt.Fprintf(&b, "      go run ./hack/localenv describe network example-network%s\n", dirFlag(dir))
+	fmt.Fprintf(&b, "      %s --kubeconfig %s get networks\n", kubectl(), env.Kubeconfig())
+	fmt.Fprintf(&b, "      %s --kubeconfig %s describe network example-network\n", kubectl(), env.Kubeconfig())
 	fmt.Fprintf(&b, "      ovn-nbctl --db=%s show\n", env.OVNNorthbound())
 	return b.String()
 }
@@ -230,16 +229,16 @@ func printBanner(dir string, env *Env, metricsAddr, probeAddr string) {
 
     From another terminal, in this directory, try:
 %s
-`, env.Kubeconfig(), env.OVNNorthbound(), metricsAddr, probeAddr, dir, tryCommands(dir, env))
+`, env.Kubeconfig(), env.OVNNorthbound(), metricsAddr, probeAddr, dir, tryCommands(env))
 }
 
 // reportReady waits for the example Network to be Ready and says so, with the time since start.
-func reportReady(ctx context.Context, cfg *rest.Config, start time.Time) {
+func reportReady(ctx context.Context, env *Env, start time.Time) {
 	network, err := readNetwork(exampleFile)
 	if err != nil {
 		return
 	}
-	client, err := clientset.NewForConfig(cfg)
+	client, err := clientset.NewForConfig(env.Config())
 	if err != nil {
 		return
 	}
@@ -255,7 +254,7 @@ func reportReady(ctx context.Context, cfg *rest.Config, start time.Time) {
 		step(fmt.Sprintf("Network %s/%s is Ready, %.1f s after start. Try the commands above from another terminal.",
 			network.Namespace, network.Name, time.Since(start).Seconds()))
 	case ctx.Err() == nil:
-		step(fmt.Sprintf("Network %s/%s is not Ready after %s: see the manager's log above and its events (describe network %s).",
-			network.Namespace, network.Name, readyReportTimeout, network.Name))
+		step(fmt.Sprintf("Network %s/%s is not Ready after %s: see the manager's log above and its events (%s --kubeconfig %s describe network %s).",
+			network.Namespace, network.Name, readyReportTimeout, kubectl(), env.Kubeconfig(), network.Name))
 	}
 }

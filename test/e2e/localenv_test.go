@@ -30,6 +30,7 @@ import (
 	"github.com/samplecrd/samplecrd-controller/internal/testenv"
 	samplecrdv1 "github.com/samplecrd/samplecrd-controller/pkg/apis/samplecrd/v1"
 	"github.com/samplecrd/samplecrd-controller/pkg/backend/ovn"
+	"github.com/samplecrd/samplecrd-controller/pkg/controller/network"
 	clientset "github.com/samplecrd/samplecrd-controller/pkg/generated/clientset/versioned"
 	"github.com/samplecrd/samplecrd-controller/test/integration/framework"
 )
@@ -66,7 +67,7 @@ func requirePrerequisites(t *testing.T) {
 			missing = append(missing, fmt.Sprintf("%s is not in PATH", tool))
 		}
 	}
-	if err := testenv.CheckControlPlane(framework.RepoRoot()); err != nil {
+	if err := testenv.CheckControlPlane(framework.RepoRoot(), "etcd", "kube-apiserver", "kubectl"); err != nil {
 		missing = append(missing, err.Error())
 	}
 	if err := testenv.CheckOVN(); err != nil {
@@ -213,6 +214,47 @@ func checkSystemWorks(t *testing.T, dir string) {
 	})
 }
 
+// kubectl runs the kubectl that hack/build-control-plane.sh builds, against the environment in dir.
+func kubectl(ctx context.Context, dir string, args ...string) (string, error) {
+	bin := filepath.Join(testenv.ControlPlaneDir(framework.RepoRoot()), "kubectl")
+	out, err := exec.CommandContext(ctx, bin, append([]string{"--kubeconfig", filepath.Join(dir, "kubeconfig")}, args...)...).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("kubectl %s: %w: %s", strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
+}
+
+// checkKubectl looks at the example Network as the printed instructions say: kubectl get shows it
+// Ready with its CIDR, and kubectl describe shows the event of its sync.
+func checkKubectl(t *testing.T, dir string) {
+	t.Helper()
+	out, err := kubectl(context.Background(), dir, "get", "networks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, line := range strings.Split(out, "\n") {
+		// NAME CIDR GATEWAY READY AGE
+		if f := strings.Fields(line); len(f) == 5 && f[0] == exampleName {
+			found = true
+			if f[1] != exampleCIDR || f[3] != "True" {
+				t.Errorf("kubectl get networks shows %q; want %s with CIDR %s and Ready True", line, exampleName, exampleCIDR)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("kubectl get networks does not list %s:\n%s", exampleName, out)
+	}
+	// Events are written in the background.
+	waitFor(t, "kubectl describe network shows the Synced event", readyTimeout, func(ctx context.Context) (bool, string) {
+		out, err := kubectl(ctx, dir, "describe", "network", exampleName)
+		if err != nil {
+			return false, err.Error()
+		}
+		return strings.Contains(out, network.ReasonSynced) && strings.Contains(out, network.MessageSynced), out
+	})
+}
+
 // TestLocalUpAndDown starts the environment with make local-up, runs the built manager against it
 // as the printed instructions say, checks that the system works, and stops it with make
 // local-down: nothing the environment started may be left.
@@ -267,6 +309,7 @@ func TestLocalUpAndDown(t *testing.T) {
 		"--metrics-bind-address=0", "--health-probe-bind-address=0",
 	)
 	checkSystemWorks(t, dir)
+	checkKubectl(t, dir)
 
 	manager.Signal(t, syscall.SIGINT)
 	if code := manager.Wait(t, time.Minute); code != 0 {
