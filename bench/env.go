@@ -46,7 +46,7 @@ func startEnv(ctx context.Context, root string) (*env, error) {
 		return e, fmt.Errorf("the manager binary is missing (make bench builds it): %w", err)
 	}
 	// etcd and kube-apiserver die with the bench, however it ends.
-	e.cp, err = testenv.StartControlPlane(testenv.ControlPlaneOptions{Root: root, DieWithParent: filepath.Join(dir, "launch")})
+	e.cp, err = testenv.StartControlPlane(testenv.ControlPlaneOptions{Root: root, LauncherDir: filepath.Join(dir, "launch")})
 	if err != nil {
 		return e, fmt.Errorf("%w (make tools builds the control plane)", err)
 	}

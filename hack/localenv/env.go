@@ -25,7 +25,7 @@ const (
 	etcdDir        = "etcd"
 	certDir        = "certs"
 	// launchDir holds the links through which etcd and kube-apiserver start, so that they die
-	// with localenv (testenv.ControlPlaneOptions.DieWithParent).
+	// with localenv (testenv.ControlPlaneOptions.LauncherDir).
 	launchDir = "launch"
 )
 
@@ -218,7 +218,7 @@ func (e *Env) startControlPlane() error {
 		APIServerOutput: apiLog,
 		StartTimeout:    controlPlaneStartTimeout,
 		StopTimeout:     controlPlaneStopTimeout,
-		DieWithParent:   filepath.Join(abs, launchDir),
+		LauncherDir:     filepath.Join(abs, launchDir),
 	})
 	e.controlPlane = cp
 	// Record whatever started, even on failure, so that Stop and the next start can find it.

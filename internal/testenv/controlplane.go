@@ -35,10 +35,10 @@ type ControlPlaneOptions struct {
 	// StartTimeout bounds the start of each process, 2 minutes when zero; StopTimeout bounds its
 	// graceful stop, a minute when zero.
 	StartTimeout, StopTimeout time.Duration
-	// DieWithParent, when set, makes etcd and kube-apiserver die with this process, as the children
+	// LauncherDir, when set, makes etcd and kube-apiserver die with this process, as the children
 	// StartCommand starts do. They are started through links to this program in this directory
 	// (see RunLauncher, which main must call first).
-	DieWithParent string
+	LauncherDir string
 }
 
 // ControlPlane is a running etcd and kube-apiserver (through envtest) with the project's CRDs
@@ -73,8 +73,8 @@ func StartControlPlane(opts ControlPlaneOptions) (*ControlPlane, error) {
 		return err
 	}
 	var startErr error
-	if opts.DieWithParent != "" {
-		links, err := launcherLinks(opts.DieWithParent, ControlPlaneBinaries)
+	if opts.LauncherDir != "" {
+		links, err := launcherLinks(opts.LauncherDir, controlPlaneBinaries)
 		if err != nil {
 			return c, fmt.Errorf("linking the launcher: %w", err)
 		}
@@ -89,7 +89,7 @@ func StartControlPlane(opts ControlPlaneOptions) (*ControlPlane, error) {
 		startErr = start()
 	}
 	// Whatever started, even on failure, so that the caller can record it and Stop can check it.
-	procs, err := Children(ControlPlaneBinaries...)
+	procs, err := Children(controlPlaneBinaries...)
 	c.procs = procs
 	if startErr != nil {
 		return c, fmt.Errorf("starting etcd and kube-apiserver: %w", startErr)

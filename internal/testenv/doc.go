@@ -6,5 +6,5 @@
 // github.com/prometheus/procfs).
 //
 // Every child process it starts dies with the process that started it, SIGKILL included (see
-// StartCommand and ControlPlaneOptions.DieWithParent).
+// StartCommand and ControlPlaneOptions.LauncherDir).
 package testenv

@@ -94,7 +94,7 @@ func (l launch) binary(argv0 string) string {
 }
 
 // RunLauncher must be the first thing main does in a program that starts a control plane with
-// ControlPlaneOptions.DieWithParent. When the program runs as the launcher of etcd or
+// ControlPlaneOptions.LauncherDir. When the program runs as the launcher of etcd or
 // kube-apiserver, RunLauncher sets SIGKILL as its parent-death signal and executes the real binary,
 // never returning; otherwise it returns at once.
 func RunLauncher() {

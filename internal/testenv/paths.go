@@ -35,14 +35,14 @@ func InCI() bool {
 	return ci
 }
 
-// ControlPlaneBinaries are the binaries StartControlPlane runs.
-var ControlPlaneBinaries = []string{"etcd", "kube-apiserver"}
+// controlPlaneBinaries are the binaries StartControlPlane runs.
+var controlPlaneBinaries = []string{"etcd", "kube-apiserver"}
 
 // CheckControlPlane returns an error wrapping ErrMissingPrerequisite when one of the binaries
-// (ControlPlaneBinaries when none is named) is not in ControlPlaneDir.
+// (etcd and kube-apiserver when none is named) is not in ControlPlaneDir.
 func CheckControlPlane(root string, names ...string) error {
 	if len(names) == 0 {
-		names = ControlPlaneBinaries
+		names = controlPlaneBinaries
 	}
 	dir := ControlPlaneDir(root)
 	for _, name := range names {
