@@ -65,6 +65,10 @@ bench: tools ## Benchmark the manager against its baselines on a local control p
 	$(GO) build -o bin/samplecrd-controller ./cmd/samplecrd-controller
 	$(GO) run ./bench $(BENCH_FLAGS)
 
+.PHONY: ci-fresh
+ci-fresh: ## Run CI (verify and every test, CI=true) on a fresh clone of HEAD with empty Go caches; copies bin/control-plane unless CI_FRESH_CONTROL_PLANE=build.
+	hack/ci-fresh.sh
+
 .PHONY: verify
 verify: verify-codegen verify-mod verify-gofmt vet lint ## Run every check CI runs besides the tests.
 
