@@ -41,7 +41,7 @@ generate: ## Regenerate deepcopy, clientset, informers, listers, apply configura
 	hack/update-codegen.sh
 
 .PHONY: tools
-tools: ## Build the test control plane (kube-apiserver, etcd) when missing; install ovsdb-server when missing.
+tools: ## Build the test control plane (kube-apiserver, etcd) and kubectl when missing or stale; install ovsdb-server when missing.
 	hack/build-control-plane.sh
 	hack/ensure-ovn.sh
 
@@ -64,6 +64,10 @@ BENCH_FLAGS ?=
 bench: tools ## Benchmark the manager against its baselines on a local control plane and OVN (BENCH_FLAGS=...); writes bench/results/.
 	$(GO) build -o bin/samplecrd-controller ./cmd/samplecrd-controller
 	$(GO) run ./bench $(BENCH_FLAGS)
+
+.PHONY: ci-fresh
+ci-fresh: ## Run CI (verify and every test, CI=true) on a fresh clone of HEAD with empty Go caches; copies bin/control-plane unless CI_FRESH_CONTROL_PLANE=build.
+	hack/ci-fresh.sh
 
 .PHONY: verify
 verify: verify-codegen verify-mod verify-gofmt vet lint ## Run every check CI runs besides the tests.

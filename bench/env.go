@@ -7,12 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -20,23 +18,21 @@ import (
 
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/samplecrd/samplecrd-controller/internal/sbin"
 	"github.com/samplecrd/samplecrd-controller/internal/scrape"
+	"github.com/samplecrd/samplecrd-controller/internal/testenv"
 )
 
 // env is what every scenario runs against: a control plane, an ovsdb-server, and the manager binary.
 type env struct {
 	root       string // repository root
 	dir        string // scratch directory
-	cp         *envtest.Environment
+	cp         *testenv.ControlPlane
 	cfg        *rest.Config // admin, no client-side rate limit
 	kubeconfig string
-	ovsdb      *ovsdb
+	ovsdb      *testenv.OVSDB
 	managerBin string
-	// apiserverPID and etcdPID are the control plane's processes, for their CPU time.
-	apiserverPID, etcdPID int
 }
 
 func startEnv(ctx context.Context, root string) (*env, error) {
@@ -49,44 +45,30 @@ func startEnv(ctx context.Context, root string) (*env, error) {
 	if _, err := os.Stat(e.managerBin); err != nil {
 		return e, fmt.Errorf("the manager binary is missing (make bench builds it): %w", err)
 	}
-	e.cp = &envtest.Environment{
-		BinaryAssetsDirectory:    filepath.Join(root, "bin", "control-plane"),
-		CRDDirectoryPaths:        []string{filepath.Join(root, "config", "crd", "bases")},
-		ErrorIfCRDPathMissing:    true,
-		ControlPlaneStartTimeout: 2 * time.Minute,
-		ControlPlaneStopTimeout:  time.Minute,
-	}
-	cfg, err := e.cp.Start()
+	// etcd and kube-apiserver die with the bench, however it ends.
+	e.cp, err = testenv.StartControlPlane(testenv.ControlPlaneOptions{Root: root, LauncherDir: filepath.Join(dir, "launch")})
 	if err != nil {
-		return e, fmt.Errorf("starting the control plane (make tools builds it): %w", err)
+		return e, fmt.Errorf("%w (make tools builds the control plane)", err)
 	}
-	e.cfg = rest.CopyConfig(cfg)
+	e.cfg = e.cp.Config()
 	e.cfg.QPS, e.cfg.Burst = -1, 0
 	e.cfg.UserAgent = "samplecrd-bench"
-	user, err := e.cp.AddUser(envtest.User{Name: "admin", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		return e, err
-	}
-	kc, err := user.KubeConfig()
-	if err != nil {
-		return e, err
-	}
 	e.kubeconfig = filepath.Join(dir, "kubeconfig")
-	if err := os.WriteFile(e.kubeconfig, kc, 0o600); err != nil {
+	if err := os.WriteFile(e.kubeconfig, e.cp.AdminKubeconfig(), 0o600); err != nil {
 		return e, err
 	}
-	e.apiserverPID = childPID("kube-apiserver")
-	e.etcdPID = childPID("etcd")
-	e.ovsdb, err = startOVSDB(ctx, filepath.Join(dir, "ovn"))
-	if err != nil {
+	if e.ovsdb, err = testenv.NewOVSDB(filepath.Join(dir, "ovn"), nil); err != nil {
+		return e, fmt.Errorf("%w (make tools installs OVN)", err)
+	}
+	if err := e.ovsdb.Create(ctx); err != nil {
 		return e, err
 	}
-	return e, nil
+	return e, e.ovsdb.Start(ctx)
 }
 
 func (e *env) stop() {
 	if e.ovsdb != nil {
-		e.ovsdb.stop()
+		e.ovsdb.Kill()
 	}
 	if e.cp != nil {
 		_ = e.cp.Stop()
@@ -94,70 +76,17 @@ func (e *env) stop() {
 	_ = os.RemoveAll(e.dir)
 }
 
-// childPID returns the pid of this process's child whose command is comm, or 0.
-func childPID(comm string) int {
-	entries, _ := os.ReadDir("/proc")
-	for _, d := range entries {
-		pid, err := strconv.Atoi(d.Name())
-		if err != nil {
-			continue
-		}
-		st, err := readProcStat(pid)
-		if err == nil && st.comm == comm && st.ppid == os.Getpid() {
-			return pid
-		}
+// processes returns the processes of the environment by name: kube-apiserver, etcd and
+// ovsdb-server.
+func (e *env) processes() map[string]testenv.Proc {
+	out := map[string]testenv.Proc{}
+	for _, p := range e.cp.Processes() {
+		out[p.Name] = p
 	}
-	return 0
-}
-
-// procStat is what the bench reads from /proc/PID/stat.
-type procStat struct {
-	comm string
-	ppid int
-	// cpu is user plus system time.
-	cpu time.Duration
-}
-
-// clockTick is the kernel's USER_HZ, 100 on every Linux platform Go supports.
-const clockTick = 10 * time.Millisecond
-
-func readProcStat(pid int) (procStat, error) {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return procStat{}, err
+	if p, err := e.ovsdb.Proc(); err == nil {
+		out[p.Name] = p
 	}
-	s := string(raw)
-	open, closing := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-	if open < 0 || closing < open {
-		return procStat{}, fmt.Errorf("malformed /proc/%d/stat", pid)
-	}
-	f := strings.Fields(s[closing+1:])
-	// f[0] is the state; ppid is field 4 of stat, utime and stime fields 14 and 15.
-	if len(f) < 13 {
-		return procStat{}, fmt.Errorf("short /proc/%d/stat", pid)
-	}
-	ppid, _ := strconv.Atoi(f[1])
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return procStat{comm: s[open+1 : closing], ppid: ppid, cpu: time.Duration(utime+stime) * clockTick}, nil
-}
-
-// cpuTime is the CPU time pid used so far, or 0 when it is gone.
-func cpuTime(pid int) time.Duration {
-	if pid == 0 {
-		return 0
-	}
-	st, err := readProcStat(pid)
-	if err != nil {
-		return 0
-	}
-	return st.cpu
-}
-
-// ovsdb is an ovsdb-server serving a fresh OVN northbound database.
-type ovsdb struct {
-	dir, db, sock, ctl string
-	cmd                *exec.Cmd
+	return out
 }
 
 // sbinPath finds a program in PATH or in the sbin directories, or returns its bare name, for
@@ -169,55 +98,22 @@ func sbinPath(name string) string {
 	return name
 }
 
-func startOVSDB(ctx context.Context, dir string) (*ovsdb, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	o := &ovsdb{dir: dir, db: filepath.Join(dir, "nb.db"), sock: filepath.Join(dir, "nb.sock"), ctl: filepath.Join(dir, "ctl")}
-	if out, err := exec.Command(sbinPath("ovsdb-tool"), "create", o.db, "/usr/share/ovn/ovn-nb.ovsschema").CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("creating the OVN database (make tools installs OVN): %w: %s", err, out)
-	}
-	o.cmd = exec.Command(sbinPath("ovsdb-server"), "--remote=punix:"+o.sock, "--unixctl="+o.ctl,
-		"--log-file="+filepath.Join(dir, "ovsdb-server.log"), o.db)
-	o.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := o.cmd.Start(); err != nil {
-		return nil, err
-	}
-	err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
-		conn, err := net.DialTimeout("unix", o.sock, time.Second)
-		if err != nil {
-			return false, nil
-		}
-		_ = conn.Close()
-		return true, nil
-	})
-	return o, err
-}
-
-func (o *ovsdb) endpoint() string { return "unix:" + o.sock }
-
-func (o *ovsdb) pid() int { return o.cmd.Process.Pid }
-
-func (o *ovsdb) stop() {
-	_ = o.cmd.Process.Kill()
-	_ = o.cmd.Wait()
-}
-
-// transactions counts the records of the database file: ovsdb-server appends one per committed
-// transaction that changed something. Compaction rewrites the file as a snapshot, so a count is
-// comparable only with counts taken after the same compact (see compact).
-func (o *ovsdb) transactions() (int, error) {
-	out, err := exec.Command(sbinPath("ovsdb-tool"), "show-log", o.db).Output()
+// transactions counts the records of the OVN database file: ovsdb-server appends one per
+// committed transaction that changed something. Compaction rewrites the file as a snapshot, so a
+// count is comparable only with counts taken after the same compact (see compact).
+func (e *env) transactions() (int, error) {
+	out, err := exec.Command(sbinPath("ovsdb-tool"), "show-log", e.ovsdb.DBFile()).Output()
 	if err != nil {
 		return 0, fmt.Errorf("ovsdb-tool show-log: %w", err)
 	}
 	return strings.Count(string(out), "\nrecord "), nil
 }
 
-// compact compacts the database now. ovsdb-server compacts on its own at the earliest 10 minutes
-// after the last compaction, so a window of transactions that starts with compact is not cut by one.
-func (o *ovsdb) compact() error {
-	if out, err := exec.Command(sbinPath("ovs-appctl"), "-t", o.ctl, "ovsdb-server/compact").CombinedOutput(); err != nil {
+// compact compacts the OVN database now. ovsdb-server compacts on its own at the earliest 10
+// minutes after the last compaction, so a window of transactions that starts with compact is not
+// cut by one.
+func (e *env) compact() error {
+	if out, err := exec.Command(sbinPath("ovs-appctl"), "-t", e.ovsdb.Unixctl(), "ovsdb-server/compact").CombinedOutput(); err != nil {
 		return fmt.Errorf("ovsdb-server/compact: %w: %s", err, out)
 	}
 	return nil
@@ -227,6 +123,7 @@ func (o *ovsdb) compact() error {
 type manager struct {
 	name string
 	cmd  *exec.Cmd
+	proc testenv.Proc
 	done chan struct{}
 
 	mu sync.Mutex
@@ -255,16 +152,21 @@ func (e *env) startManager(ctx context.Context, name string, args ...string) (*m
 	base := []string{
 		"--kubeconfig=" + e.kubeconfig, "--logging-format=json",
 		"--metrics-bind-address=127.0.0.1:0", "--health-probe-bind-address=127.0.0.1:0",
-		"--ovn-nb=" + e.ovsdb.endpoint(), "--cluster-name=bench",
+		"--ovn-nb=" + e.ovsdb.Endpoint(), "--cluster-name=bench",
 	}
 	m := &manager{name: name, cmd: exec.Command(e.managerBin, append(base, args...)...), done: make(chan struct{}), counts: map[string]int{}}
-	m.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	m.cmd.Stdout = io.Discard
 	stderr, err := m.cmd.StderrPipe()
 	if err != nil {
 		return nil, err
 	}
-	if err := m.cmd.Start(); err != nil {
+	if err := testenv.StartCommand(m.cmd); err != nil {
+		return nil, err
+	}
+	// It cannot be gone yet: nothing has waited for it.
+	if m.proc, err = testenv.Identify(name, m.cmd.Process.Pid); err != nil {
+		_ = m.cmd.Process.Kill()
+		_ = m.cmd.Wait()
 		return nil, err
 	}
 	scanned := make(chan struct{})
@@ -372,8 +274,6 @@ func (m *manager) loggedAt(msg string) (time.Time, bool) {
 	return time.Time{}, false
 }
 
-func (m *manager) pid() int { return m.cmd.Process.Pid }
-
 func (m *manager) exited() bool {
 	select {
 	case <-m.done:
@@ -406,29 +306,9 @@ func (m *manager) stop() error {
 	}
 }
 
-// peakRSS is the manager's peak resident set size in bytes (VmHWM).
-func (m *manager) peakRSS() (int64, error) {
-	return procStatusBytes(m.pid(), "VmHWM:")
-}
-
-// rss is the manager's current resident set size in bytes (VmRSS).
-func (m *manager) rss() (int64, error) {
-	return procStatusBytes(m.pid(), "VmRSS:")
-}
-
-func procStatusBytes(pid int, field string) (int64, error) {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(raw), "\n") {
-		if strings.HasPrefix(line, field) {
-			f := strings.Fields(line)
-			kb, err := strconv.ParseInt(f[1], 10, 64)
-			return kb * 1024, err
-		}
-	}
-	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
+// memory is the manager's resident set size, now and at its peak.
+func (m *manager) memory() (testenv.Memory, error) {
+	return m.proc.Memory()
 }
 
 // ready reports whether /readyz answers 200.

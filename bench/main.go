@@ -21,11 +21,13 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/procfs"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 
 	"github.com/samplecrd/samplecrd-controller/cmd/samplecrd-controller/app"
+	"github.com/samplecrd/samplecrd-controller/internal/testenv"
 	clientset "github.com/samplecrd/samplecrd-controller/pkg/generated/clientset/versioned"
 )
 
@@ -68,6 +70,8 @@ var scenarios = []scenario{
 }
 
 func main() {
+	// Before anything else: this program is also the launcher of its etcd and kube-apiserver.
+	testenv.RunLauncher()
 	if len(os.Args) > 1 && os.Args[1] == podCacheCommand {
 		os.Exit(podCacheMain(os.Args[2:]))
 	}
@@ -175,7 +179,7 @@ type bench struct {
 	// mgrArgs are the flags mgr was started with besides the defaults, space-separated.
 	mgrArgs string
 	// emptyRSS is the peak RSS of a manager that started with no Networks.
-	emptyRSS int64
+	emptyRSS uint64
 	// plan is the controller's writes per Network, as measured by the burst scenario.
 	plan writePlan
 	// nextNetwork numbers Networks across scenarios, so that their CIDRs never overlap.
@@ -211,7 +215,7 @@ func newBench(ctx context.Context, root string, c config, rep *report) (*bench, 
 	if b.networks, err = startNetworkTracker(ctx, b.client, nsNetworks); err != nil {
 		return b, err
 	}
-	if b.switches, err = startSwitchTracker(ctx, e.ovsdb.endpoint(), "bench."+nsNetworks+"."); err != nil {
+	if b.switches, err = startSwitchTracker(ctx, e.ovsdb.Endpoint(), "bench."+nsNetworks+"."); err != nil {
 		return b, err
 	}
 	return b, nil
@@ -298,20 +302,13 @@ func repoRoot() (string, error) {
 
 // machine describes the machine: CPU model and count, memory.
 func machine() string {
-	model := "unknown CPU"
-	if raw, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range strings.Split(string(raw), "\n") {
-			if strings.HasPrefix(line, "model name") {
-				model = strings.TrimSpace(line[strings.IndexByte(line, ':')+1:])
-				break
-			}
+	model, mem := "unknown CPU", ""
+	if fsys, err := procfs.NewDefaultFS(); err == nil {
+		if cpus, err := fsys.CPUInfo(); err == nil && len(cpus) > 0 && cpus[0].ModelName != "" {
+			model = cpus[0].ModelName
 		}
-	}
-	mem := ""
-	if raw, err := os.ReadFile("/proc/meminfo"); err == nil {
-		var kb int64
-		if _, err := fmt.Sscanf(string(raw), "MemTotal: %d kB", &kb); err == nil {
-			mem = fmt.Sprintf(", %.0f GiB", float64(kb)/(1<<20))
+		if m, err := fsys.Meminfo(); err == nil && m.MemTotal != nil {
+			mem = fmt.Sprintf(", %.0f GiB", float64(*m.MemTotal)/(1<<20))
 		}
 	}
 	return fmt.Sprintf("%d × %s%s, %s", runtime.NumCPU(), model, mem, runtime.Version())

@@ -62,11 +62,10 @@ func runMemory(ctx context.Context, b *bench) error {
 	if _, err := b.quiesce(ctx, b.mgr); err != nil {
 		return err
 	}
-	peak, err := b.mgr.peakRSS()
+	mem, err := b.mgr.memory()
 	if err != nil {
 		return err
 	}
-	rss, _ := b.mgr.rss()
 	if b.cfg.profile {
 		b.savePprof(b.mgr, sc, "heap")
 	}
@@ -91,7 +90,7 @@ func runMemory(ctx context.Context, b *bench) error {
 		cached = fmt.Sprintf("%d Networks (this build has no podcount controller: no pods cached)", networks)
 	}
 	r := row{Scenario: sc, Measure: "manager peak RSS, " + cached,
-		Value: fmtBytes(float64(peak)), Number: float64(peak) / (1 << 20), Unit: "MiB"}
+		Value: fmtBytes(float64(mem.Peak)), Number: float64(mem.Peak) / (1 << 20), Unit: "MiB"}
 	if b.emptyRSS > 0 {
 		r.Baseline = fmtBytes(float64(b.emptyRSS)) + " with no objects"
 	}
@@ -107,7 +106,7 @@ func runMemory(ctx context.Context, b *bench) error {
 	b.explain(sc, "per pod with managedFields kept (the manager drops them from every cache): metadata-only %s, full %s",
 		perPod("metadata"), perPod("full"))
 	b.explain(sc, "the manager after checking every Network: RSS %s, Go heap in use %s; peak RSS is VmHWM of a manager started with everything in place",
-		fmtBytes(float64(rss)), fmtBytes(heap))
+		fmtBytes(float64(mem.RSS)), fmtBytes(heap))
 	b.explain(sc, "per pod: the heap after GC of a program that lists and watches the %d pods with the informer, less its heap before, divided by the pods; the pods are Pending pods of two containers with env, resources, probes and a volume, created by the bench (%s each as JSON)",
 		pods, fmtBytes(float64(samplePodSize())))
 	return nil

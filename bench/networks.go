@@ -6,7 +6,6 @@ import (
 	"os"
 	"runtime"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,6 +23,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	toolscache "k8s.io/client-go/tools/cache"
 
+	"github.com/samplecrd/samplecrd-controller/internal/testenv"
 	samplecrdv1 "github.com/samplecrd/samplecrd-controller/pkg/apis/samplecrd/v1"
 	"github.com/samplecrd/samplecrd-controller/pkg/backend/ovn/nbdb"
 	clientset "github.com/samplecrd/samplecrd-controller/pkg/generated/clientset/versioned"
@@ -311,7 +311,9 @@ func (b *bench) startManager(ctx context.Context, args ...string) error {
 		return err
 	}
 	if existing, _ := b.networks.counts(); existing == 0 && b.emptyRSS == 0 {
-		b.emptyRSS, _ = m.peakRSS()
+		if mem, err := m.memory(); err == nil {
+			b.emptyRSS = mem.Peak
+		}
 	}
 	return nil
 }
@@ -361,7 +363,7 @@ func (b *bench) waitChecked(ctx context.Context, m *manager, start time.Time) (r
 // cpuWindow measures the CPU time of the processes of a run over a window.
 type cpuWindow struct {
 	start    time.Time
-	pids     map[string]int
+	procs    map[string]testenv.Proc
 	cpuStart map[string]time.Duration
 	// busyStart is the machine's busy time, all cores, at the start.
 	busyStart time.Duration
@@ -369,40 +371,22 @@ type cpuWindow struct {
 
 // startCPU starts a window over the control plane, ovsdb-server, the bench and the given managers.
 func (b *bench) startCPU(managers ...*manager) *cpuWindow {
-	w := &cpuWindow{start: time.Now(), pids: map[string]int{
-		"kube-apiserver": b.env.apiserverPID, "etcd": b.env.etcdPID,
-		"ovsdb-server": b.env.ovsdb.pid(), "bench": os.Getpid(),
-	}, cpuStart: map[string]time.Duration{}}
+	w := &cpuWindow{start: time.Now(), procs: b.env.processes(), cpuStart: map[string]time.Duration{}}
+	if me, err := testenv.Identify("bench", os.Getpid()); err == nil {
+		w.procs[me.Name] = me
+	}
 	for i, m := range managers {
 		name := "manager"
 		if i > 0 {
 			name = fmt.Sprintf("manager-%d", i+1)
 		}
-		w.pids[name] = m.pid()
+		w.procs[name] = m.proc
 	}
-	for name, pid := range w.pids {
-		w.cpuStart[name] = cpuTime(pid)
+	for name, p := range w.procs {
+		w.cpuStart[name] = p.CPUTime()
 	}
-	w.busyStart = machineBusy()
+	w.busyStart, _ = testenv.MachineBusy()
 	return w
-}
-
-// machineBusy is the time all cores spent on anything but idling, from /proc/stat.
-func machineBusy() time.Duration {
-	raw, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0
-	}
-	line, _, _ := strings.Cut(string(raw), "\n")
-	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
-	var busy int64
-	for i, v := range f[1:] {
-		n, _ := strconv.ParseInt(v, 10, 64)
-		if i != 3 && i != 4 && i < 8 { // not idle, not iowait, not guest (counted in user)
-			busy += n
-		}
-	}
-	return time.Duration(busy) * clockTick
 }
 
 // String gives each process's share of the machine over the window, busiest first, as
@@ -415,13 +399,14 @@ func (w *cpuWindow) String() string {
 	}
 	var shares []share
 	var total float64
-	for name, pid := range w.pids {
-		used := cpuTime(pid) - w.cpuStart[name]
+	for name, p := range w.procs {
+		used := p.CPUTime() - w.cpuStart[name]
 		pct := 100 * used.Seconds() / (elapsed.Seconds() * float64(runtime.NumCPU()))
 		total += pct
 		shares = append(shares, share{name, pct})
 	}
-	machine := 100 * (machineBusy() - w.busyStart).Seconds() / (elapsed.Seconds() * float64(runtime.NumCPU()))
+	busy, _ := testenv.MachineBusy()
+	machine := 100 * (busy - w.busyStart).Seconds() / (elapsed.Seconds() * float64(runtime.NumCPU()))
 	shares = append(shares, share{"other processes", max(0, machine-total)})
 	sort.Slice(shares, func(i, j int) bool { return shares[i].pct > shares[j].pct })
 	parts := make([]string, 0, len(shares))

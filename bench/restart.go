@@ -47,10 +47,10 @@ func runRestart(ctx context.Context, b *bench) error {
 	listTime := time.Since(listStart)
 	listed := len(beforeList)
 
-	if err := b.env.ovsdb.compact(); err != nil {
+	if err := b.env.compact(); err != nil {
 		return err
 	}
-	txBefore, err := b.env.ovsdb.transactions()
+	txBefore, err := b.env.transactions()
 	if err != nil {
 		return err
 	}
@@ -81,7 +81,7 @@ func runRestart(ctx context.Context, b *bench) error {
 	if err != nil {
 		return err
 	}
-	txAfter, err := b.env.ovsdb.transactions()
+	txAfter, err := b.env.transactions()
 	if err != nil {
 		return err
 	}

@@ -14,7 +14,14 @@ OUT_ROOT="$(cd "${1:-${REPO_ROOT}}" && pwd)"
 THIS_PKG="github.com/samplecrd/samplecrd-controller"
 
 cd "${REPO_ROOT}"
+# go list -m prints no directory for a module that is not in the module cache yet, as on a fresh
+# machine: download it first.
+go mod download k8s.io/code-generator
 CODEGEN_PKG="$(go list -m -f '{{.Dir}}' k8s.io/code-generator)"
+if [[ ! -f "${CODEGEN_PKG}/kube_codegen.sh" ]]; then
+    echo "k8s.io/code-generator has no kube_codegen.sh in '${CODEGEN_PKG}'." >&2
+    exit 1
+fi
 # kube_codegen.sh installs its generators into GOBIN: keep them inside the project.
 export GOBIN="${REPO_ROOT}/bin/codegen"
 mkdir -p "${GOBIN}"

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/samplecrd/samplecrd-controller/internal/testenv"
 )
 
 // daemonLog is the log of the background process that up starts.
@@ -38,24 +40,24 @@ func cmdUp(dir string) int {
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer cancel()
 	if err := ensureTools(ctx); err != nil {
-		fmt.Fprintf(os.Stderr, "localenv up: %v\n", err)
+		fmt.Fprintf(term.Err, "localenv up: %v\n", err)
 		return 1
 	}
 	// A ready file from an earlier run must not be mistaken for this one's.
 	if err := os.Remove(filepath.Join(dir, readyFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		fmt.Fprintf(os.Stderr, "localenv up: %v\n", err)
+		fmt.Fprintf(term.Err, "localenv up: %v\n", err)
 		return 1
 	}
 
 	exe, err := os.Executable()
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "localenv up: %v\n", err)
+		fmt.Fprintf(term.Err, "localenv up: %v\n", err)
 		return 1
 	}
 	logPath := filepath.Join(dir, daemonLog)
 	logFile, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "localenv up: %v\n", err)
+		fmt.Fprintf(term.Err, "localenv up: %v\n", err)
 		return 1
 	}
 	defer logFile.Close()
@@ -67,7 +69,7 @@ func cmdUp(dir string) int {
 	cmd.ExtraFiles = []*os.File{lockf}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
-		fmt.Fprintf(os.Stderr, "localenv up: starting the daemon: %v\n", err)
+		fmt.Fprintf(term.Err, "localenv up: starting the daemon: %v\n", err)
 		return 1
 	}
 	exited := make(chan struct{})
@@ -91,7 +93,7 @@ func cmdUp(dir string) int {
 	})
 	if err != nil {
 		if ctx.Err() == nil {
-			fmt.Fprintf(os.Stderr, "localenv up: %v; the end of %s:\n%s\n", err, logPath, tail(logPath, 20))
+			fmt.Fprintf(term.Err, "localenv up: %v; the end of %s:\n%s\n", err, logPath, tail(logPath, 20))
 		}
 		// Stop the daemon, whatever state it is in, so that nothing is left.
 		_ = cmd.Process.Signal(syscall.SIGTERM)
@@ -105,7 +107,7 @@ func cmdUp(dir string) int {
 	_ = cmd.Process.Release()
 
 	env := &Env{dir: dir}
-	fmt.Printf(`==> The environment is up (pid %d).
+	fmt.Fprintf(term.Out, `==> The environment is up (pid %d).
 
     kubeconfig:      %s
     OVN northbound:  %s
@@ -118,7 +120,7 @@ func cmdUp(dir string) int {
 %s
     Stop it with 'make local-down%s'.
 `, ready.PID, env.Kubeconfig(), env.OVNNorthbound(), ready.APIServer, dir,
-		env.Kubeconfig(), env.OVNNorthbound(), tryCommands(dir, env), dirArg(dir))
+		env.Kubeconfig(), env.OVNNorthbound(), tryCommands(env), dirArg(dir))
 	return 0
 }
 
@@ -136,14 +138,14 @@ func cmdServe(dir string, lockFd int) int {
 			err = alreadyRunning(dir, owner)
 		}
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "localenv serve: %v\n", err)
+			fmt.Fprintf(term.Err, "localenv serve: %v\n", err)
 			return 1
 		}
 		lockf = f
 	}
 	defer lockf.Close()
 	if err := writeOwner(lockf, os.Getpid()); err != nil {
-		fmt.Fprintf(os.Stderr, "localenv serve: %v\n", err)
+		fmt.Fprintf(term.Err, "localenv serve: %v\n", err)
 		return 1
 	}
 	// No terminal to hang up in its own session, but a hang-up must not kill it half-way.
@@ -153,16 +155,16 @@ func cmdServe(dir string, lockFd int) int {
 
 	env, err := newEnv(dir)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "localenv serve: %v\n", err)
+		fmt.Fprintf(term.Err, "localenv serve: %v\n", err)
 		return 1
 	}
 	if err := env.Start(ctx); err != nil {
-		fmt.Fprintf(os.Stderr, "localenv serve: %v\n", err)
+		fmt.Fprintf(term.Err, "localenv serve: %v\n", err)
 		stopEnv(env, dir)
 		return 1
 	}
 	if err := env.WriteReady(); err != nil {
-		fmt.Fprintf(os.Stderr, "localenv serve: %v\n", err)
+		fmt.Fprintf(term.Err, "localenv serve: %v\n", err)
 		stopEnv(env, dir)
 		return 1
 	}
@@ -182,7 +184,7 @@ func cmdServe(dir string, lockFd int) int {
 // 'make run') and waits until it and every process it recorded are gone.
 func cmdDown(dir string) error {
 	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
-		fmt.Printf("Nothing runs in %s.\n", dir)
+		fmt.Fprintf(term.Out, "Nothing runs in %s.\n", dir)
 		return nil
 	}
 	lockf, owner, err := lock(dir)
@@ -193,7 +195,7 @@ func cmdDown(dir string) error {
 		if err := env.cleanStale(); err != nil {
 			return err
 		}
-		fmt.Printf("Nothing runs in %s.\n", dir)
+		fmt.Fprintf(term.Out, "Nothing runs in %s.\n", dir)
 		return nil
 	}
 	if !errors.Is(err, errLocked) {
@@ -203,16 +205,16 @@ func cmdDown(dir string) error {
 	if err != nil {
 		return err
 	}
-	p, err := self("localenv", owner)
+	p, err := testenv.Identify("localenv", owner)
 	if err != nil {
 		// The owner is gone but the lock is held: by one of its processes, if anything. Kill them.
 		step(fmt.Sprintf("The owner of %s (pid %d) is gone; stopping what it left", dir, owner))
-		if err := killAll(recorded); err != nil {
+		if err := testenv.KillAll(recorded); err != nil {
 			return err
 		}
 	} else {
 		step(fmt.Sprintf("Stopping the environment in %s (pid %d)", dir, owner))
-		if err := p.signal(syscall.SIGTERM); err != nil {
+		if err := p.Signal(syscall.SIGTERM); err != nil {
 			return err
 		}
 		recorded = append(recorded, p)
@@ -233,9 +235,9 @@ func cmdDown(dir string) error {
 		defer unlocked.Close()
 	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "localenv down: pid %d did not stop within %s; killing what is left\n", owner, downTimeout)
+		fmt.Fprintf(term.Err, "localenv down: pid %d did not stop within %s; killing what is left\n", owner, downTimeout)
 	}
-	if err := killAll(recorded); err != nil {
+	if err := testenv.KillAll(recorded); err != nil {
 		return err
 	}
 	// Nothing is left after a clean stop; after a crash, the data and the kubeconfig are.

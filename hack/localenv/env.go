@@ -5,42 +5,35 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	"github.com/samplecrd/samplecrd-controller/internal/sbin"
+	"github.com/samplecrd/samplecrd-controller/internal/testenv"
 )
 
 // Files and directories in the state directory.
 const (
 	kubeconfigFile = "kubeconfig"
-	ovnSocket      = "ovnnb.sock"
-	ovnDB          = "ovnnb.db"
+	ovnSocket      = testenv.OVSDBSocket
 	readyFile      = "ready"
 	etcdDir        = "etcd"
 	certDir        = "certs"
+	// launchDir holds the links through which etcd and kube-apiserver start, so that they die
+	// with localenv (testenv.ControlPlaneOptions.LauncherDir).
+	launchDir = "launch"
 )
 
 // Timeouts of the environment's processes.
 const (
 	controlPlaneStartTimeout = 2 * time.Minute
 	controlPlaneStopTimeout  = 30 * time.Second
-	ovsdbStartTimeout        = 20 * time.Second
-	ovsdbStopTimeout         = 10 * time.Second
 )
-
-// ovnSchema is where Debian's ovn-central package installs the OVN northbound schema.
-const ovnSchema = "/usr/share/ovn/ovn-nb.ovsschema"
 
 // Env is a local environment: etcd and kube-apiserver (through envtest) and an OVN northbound
 // ovsdb-server, with every file under one state directory.
@@ -48,17 +41,16 @@ type Env struct {
 	// dir is the state directory.
 	dir string
 	// owner is the process that owns the environment (this one), first in the pids file.
-	owner proc
+	owner testenv.Proc
 
-	// testEnv runs etcd and kube-apiserver.
-	testEnv *envtest.Environment
+	// controlPlane runs etcd and kube-apiserver.
+	controlPlane *testenv.ControlPlane
 	// config is the administrator's client configuration.
 	config *rest.Config
-	// ovsdb is the running ovsdb-server; ovsdbExited is closed when it has exited.
-	ovsdb       *exec.Cmd
-	ovsdbExited chan struct{}
+	// ovsdb is the OVN northbound ovsdb-server.
+	ovsdb *testenv.OVSDB
 	// procs are the processes started so far, recorded in the pids file.
-	procs []proc
+	procs []testenv.Proc
 	// logs are the open log files, closed by Stop.
 	logs []*os.File
 }
@@ -77,7 +69,7 @@ type Ready struct {
 
 // newEnv returns an environment in dir, owned by this process; Start starts it.
 func newEnv(dir string) (*Env, error) {
-	owner, err := self("localenv", os.Getpid())
+	owner, err := testenv.Identify("localenv", os.Getpid())
 	if err != nil {
 		return nil, err
 	}
@@ -122,15 +114,9 @@ func (e *Env) cleanStale() error {
 	if err != nil {
 		return err
 	}
-	var left []proc
-	for _, p := range procs {
-		if p.alive() {
-			left = append(left, p)
-		}
-	}
-	if len(left) > 0 {
+	if left := testenv.Running(procs); len(left) > 0 {
 		step(fmt.Sprintf("Stopping %v, left running in %s by an earlier run that did not stop cleanly", left, e.dir))
-		if err := killAll(left); err != nil {
+		if err := testenv.KillAll(left); err != nil {
 			return err
 		}
 	}
@@ -140,18 +126,32 @@ func (e *Env) cleanStale() error {
 // removeState removes everything but the logs and the lock.
 func (e *Env) removeState() error {
 	var errs []error
-	for _, name := range []string{etcdDir, certDir, kubeconfigFile, ovnDB, "." + ovnDB + ".~lock~", ovnSocket, "ovsdb-server.ctl", "ovsdb-server.pid", readyFile, pidsFile} {
-		if err := os.RemoveAll(e.path(name)); err != nil {
+	paths := testenv.OVSDBStateFiles(e.dir)
+	for _, name := range []string{etcdDir, certDir, launchDir, kubeconfigFile, readyFile, pidsFile} {
+		paths = append(paths, e.path(name))
+	}
+	for _, path := range paths {
+		if err := os.RemoveAll(path); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
 }
 
+// pidsFile is the file in the state directory that lists every process the environment started
+// (testenv.WriteProcs), so that 'localenv down', the next start and tests can make sure none is
+// left.
+const pidsFile = "pids"
+
+// readPids reads the pids file of the state directory dir; a missing file is an empty list.
+func readPids(dir string) ([]testenv.Proc, error) {
+	return testenv.ReadProcs(filepath.Join(dir, pidsFile))
+}
+
 // record adds processes to the pids file.
-func (e *Env) record(procs ...proc) error {
+func (e *Env) record(procs ...testenv.Proc) error {
 	e.procs = append(e.procs, procs...)
-	return writePids(e.dir, append([]proc{e.owner}, e.procs...))
+	return testenv.WriteProcs(e.path(pidsFile), append([]testenv.Proc{e.owner}, e.procs...))
 }
 
 // openLog opens (truncating) a log file in the state directory.
@@ -176,7 +176,7 @@ func (e *Env) Start(ctx context.Context) error {
 	if err := e.record(); err != nil {
 		return err
 	}
-	step("Starting the OVN northbound ovsdb-server (log: " + e.path("ovsdb-server.log") + ")")
+	step("Starting the OVN northbound ovsdb-server (log: " + e.path(testenv.OVSDBLog) + ")")
 	if err := e.startOVSDB(ctx); err != nil {
 		return err
 	}
@@ -209,106 +209,51 @@ func (e *Env) startControlPlane() error {
 	if err != nil {
 		return err
 	}
-	e.testEnv = &envtest.Environment{
-		BinaryAssetsDirectory:    filepath.Join("bin", "control-plane"),
-		CRDDirectoryPaths:        []string{filepath.Join("config", "crd", "bases")},
-		ErrorIfCRDPathMissing:    true,
-		ControlPlaneStartTimeout: controlPlaneStartTimeout,
-		ControlPlaneStopTimeout:  controlPlaneStopTimeout,
-	}
-	// Fixed directories instead of envtest's temporary ones, so that nothing lands in /tmp.
-	e.testEnv.ControlPlane.GetAPIServer().CertDir = filepath.Join(abs, certDir)
-	e.testEnv.ControlPlane.GetAPIServer().Out = apiLog
-	e.testEnv.ControlPlane.GetAPIServer().Err = apiLog
-	e.testEnv.ControlPlane.Etcd = &envtest.Etcd{DataDir: filepath.Join(abs, etcdDir), Out: etcdLog, Err: etcdLog}
-
-	_, startErr := e.testEnv.Start()
+	cp, startErr := testenv.StartControlPlane(testenv.ControlPlaneOptions{
+		Root: ".",
+		// Fixed directories instead of envtest's temporary ones, so that nothing lands in /tmp.
+		EtcdDataDir:     filepath.Join(abs, etcdDir),
+		CertDir:         filepath.Join(abs, certDir),
+		EtcdOutput:      etcdLog,
+		APIServerOutput: apiLog,
+		StartTimeout:    controlPlaneStartTimeout,
+		StopTimeout:     controlPlaneStopTimeout,
+		LauncherDir:     filepath.Join(abs, launchDir),
+	})
+	e.controlPlane = cp
 	// Record whatever started, even on failure, so that Stop and the next start can find it.
-	started, err := children("etcd", "kube-apiserver")
-	if err != nil {
-		return errors.Join(startErr, err)
-	}
-	if err := e.record(started...); err != nil {
+	if err := e.record(cp.Processes()...); err != nil {
 		return errors.Join(startErr, err)
 	}
 	if startErr != nil {
-		return fmt.Errorf("starting etcd and kube-apiserver (see %s): %w", apiLog.Name(), startErr)
+		return fmt.Errorf("%w (see %s)", startErr, apiLog.Name())
 	}
-
-	user, err := e.testEnv.AddUser(envtest.User{Name: "admin", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		return fmt.Errorf("adding the admin user: %w", err)
-	}
-	e.config = user.Config()
-	kubeconfig, err := user.KubeConfig()
-	if err != nil {
-		return fmt.Errorf("writing the kubeconfig: %w", err)
-	}
-	return os.WriteFile(e.Kubeconfig(), kubeconfig, 0o600)
+	e.config = cp.Config()
+	return os.WriteFile(e.Kubeconfig(), cp.AdminKubeconfig(), 0o600)
 }
 
 func (e *Env) startOVSDB(ctx context.Context) error {
-	server, err := sbin.Find("ovsdb-server")
+	logFile, err := e.openLog(testenv.OVSDBLog)
 	if err != nil {
 		return err
 	}
-	tool, err := sbin.Find("ovsdb-tool")
+	// It copes with socket paths longer than a sockaddr_un holds; its clients do not
+	// (checkSocketPath).
+	o, err := testenv.NewOVSDB(e.dir, logFile)
 	if err != nil {
 		return err
 	}
-	if out, err := exec.CommandContext(ctx, tool, "create", e.path(ovnDB), ovnSchema).CombinedOutput(); err != nil {
-		return fmt.Errorf("ovsdb-tool create %s %s: %w: %s", e.path(ovnDB), ovnSchema, err, out)
-	}
-	logFile, err := e.openLog("ovsdb-server.log")
-	if err != nil {
+	if err := o.Create(ctx); err != nil {
 		return err
 	}
-	// Absolute paths: ovsdb-server resolves relative ones against its run directory, not the
-	// working directory. It copes with socket paths longer than a sockaddr_un holds.
-	abs, err := filepath.Abs(e.dir)
-	if err != nil {
-		return err
-	}
-	cmd := exec.Command(server,
-		"--remote=punix:"+filepath.Join(abs, ovnSocket),
-		"--unixctl="+filepath.Join(abs, "ovsdb-server.ctl"),
-		"--pidfile="+filepath.Join(abs, "ovsdb-server.pid"),
-		"--log-file="+filepath.Join(abs, "ovsdb-server.log"),
-		"-vconsole:off",
-		filepath.Join(abs, ovnDB),
-	)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	// Its own process group, so that Ctrl-C reaches this program only, which stops everything in
-	// order; and SIGTERM should this program die without stopping it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("starting ovsdb-server: %w", err)
-	}
-	e.ovsdb, e.ovsdbExited = cmd, make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(e.ovsdbExited)
-	}()
-	p, err := self("ovsdb-server", cmd.Process.Pid)
-	if err != nil {
-		return err
-	}
-	if err := e.record(p); err != nil {
-		return err
-	}
-	return wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, ovsdbStartTimeout, true, func(context.Context) (bool, error) {
-		select {
-		case <-e.ovsdbExited:
-			return false, fmt.Errorf("ovsdb-server exited: %s (see %s)", cmd.ProcessState, logFile.Name())
-		default:
+	e.ovsdb = o
+	startErr := o.Start(ctx)
+	if p, err := o.Proc(); err == nil {
+		if err := e.record(p); err != nil {
+			return errors.Join(startErr, err)
 		}
-		conn, err := net.DialTimeout("unix", e.path(ovnSocket), time.Second)
-		if err != nil {
-			return false, nil
-		}
-		_ = conn.Close()
-		return true, nil
-	})
+	}
+	return startErr
 }
 
 // WriteReady writes the ready file, which says that the environment is up and how to reach it.
@@ -321,7 +266,7 @@ func (e *Env) WriteReady() error {
 		Kubeconfig:    filepath.Join(abs, kubeconfigFile),
 		OVNNorthbound: e.OVNNorthbound(),
 		APIServer:     e.config.Host,
-		PID:           e.owner.pid,
+		PID:           e.owner.PID,
 	}, "", "  ")
 	if err != nil {
 		return err
@@ -342,8 +287,8 @@ func (e *Env) Failed(ctx context.Context) <-chan string {
 	go func() {
 		_ = wait.PollUntilContextCancel(ctx, time.Second, false, func(context.Context) (bool, error) {
 			for _, p := range procs {
-				if !p.alive() {
-					ch <- fmt.Sprintf("%s exited unexpectedly (see %s)", p, e.path(p.name+".log"))
+				if !p.Alive() {
+					ch <- fmt.Sprintf("%s exited unexpectedly (see %s)", p, e.path(p.Name+".log"))
 					return true, nil
 				}
 			}
@@ -358,22 +303,17 @@ func (e *Env) Failed(ctx context.Context) <-chan string {
 func (e *Env) Stop() error {
 	var errs []error
 	if e.ovsdb != nil {
-		_ = e.ovsdb.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-e.ovsdbExited:
-		case <-time.After(ovsdbStopTimeout):
-			errs = append(errs, fmt.Errorf("ovsdb-server did not stop within %s of SIGTERM; killing it", ovsdbStopTimeout))
-			_ = e.ovsdb.Process.Kill()
-			<-e.ovsdbExited
+		if err := e.ovsdb.Stop(); err != nil {
+			errs = append(errs, err)
 		}
 	}
-	if e.testEnv != nil {
-		if err := e.testEnv.Stop(); err != nil {
-			errs = append(errs, fmt.Errorf("stopping etcd and kube-apiserver: %w", err))
+	if e.controlPlane != nil {
+		if err := e.controlPlane.Stop(); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	// Whatever survived the graceful stop (or was started by a Start that failed half-way).
-	if err := killAll(e.procs); err != nil {
+	if err := testenv.KillAll(e.procs); err != nil {
 		errs = append(errs, err)
 	} else if err := e.removeState(); err != nil {
 		errs = append(errs, err)

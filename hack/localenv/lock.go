@@ -72,11 +72,11 @@ func alreadyRunning(dir string, pid int) error {
 func lockOrSay(dir, cmd string) (*os.File, bool) {
 	lockf, owner, err := lock(dir)
 	if errors.Is(err, errLocked) {
-		fmt.Fprintf(os.Stderr, "localenv %s: %v\n", cmd, alreadyRunning(dir, owner))
+		fmt.Fprintf(term.Err, "localenv %s: %v\n", cmd, alreadyRunning(dir, owner))
 		return nil, false
 	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "localenv %s: %v\n", cmd, err)
+		fmt.Fprintf(term.Err, "localenv %s: %v\n", cmd, err)
 		return nil, false
 	}
 	return lockf, true

@@ -8,9 +8,8 @@
 //	go run ./hack/localenv run [--dir DIR] [-- MANAGER-FLAGS...]
 //	go run ./hack/localenv up [--dir DIR]
 //	go run ./hack/localenv down [--dir DIR]
-//	go run ./hack/localenv get networks|nodes|pods [--dir DIR]
-//	go run ./hack/localenv describe network NAME [--dir DIR] [-n NAMESPACE]
 //
+// To look at it, bin/control-plane/kubectl (built beside kube-apiserver) with DIR/kubeconfig.
 // docs/local.md describes the environment, its files and how it stops.
 package main
 
@@ -23,6 +22,8 @@ import (
 	"github.com/spf13/pflag"
 	"k8s.io/klog/v2"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/samplecrd/samplecrd-controller/internal/testenv"
 )
 
 // defaultDir is the state directory unless --dir says otherwise.
@@ -38,11 +39,14 @@ Commands:
                                 (flags after -- go to the manager, e.g. run -- -v=4)
   up                            start the environment without the manager, in the background
   down                          stop what up started, and wait until every process is gone
-  get networks|nodes|pods       list objects, like kubectl get
-  describe network NAME         show a Network, its status and events, like kubectl describe
+
+Look at it with bin/control-plane/kubectl --kubeconfig DIR/kubeconfig get networks, and so on.
 `
 
 func main() {
+	// Before anything else: this program is also the launcher of its etcd and kube-apiserver.
+	testenv.RunLauncher()
+	handleSIGPIPE()
 	// envtest logs through controller-runtime's logger, which complains when it is never set.
 	ctrllog.SetLogger(klog.NewKlogr())
 	os.Exit(mainWithArgs(os.Args[1:]))
@@ -50,7 +54,7 @@ func main() {
 
 func mainWithArgs(args []string) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Print(usage)
+		fmt.Fprint(term.Out, usage)
 		if len(args) == 0 {
 			return 2
 		}
@@ -59,10 +63,9 @@ func mainWithArgs(args []string) int {
 	command := args[0]
 	fs := pflag.NewFlagSet("localenv "+command, pflag.ContinueOnError)
 	dir := fs.String("dir", defaultDir, "State directory: kubeconfig, OVN socket, data and logs.")
-	namespace := fs.StringP("namespace", "n", "default", "Namespace, for get pods and describe network.")
 	lockFd := fs.Int("lock-fd", 0, "File descriptor of the state directory's lock, inherited from up.")
 	_ = fs.MarkHidden("lock-fd")
-	fs.Usage = func() { fmt.Fprint(os.Stderr, usage) }
+	fs.Usage = func() { fmt.Fprint(term.Err, usage) }
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return 0
@@ -95,24 +98,12 @@ func mainWithArgs(args []string) int {
 		}
 	case "down":
 		err = cmdDown(*dir)
-	case "get":
-		if len(positional) != 1 {
-			err = fmt.Errorf("usage: get networks|nodes|pods")
-		} else {
-			err = cmdGet(*dir, *namespace, positional[0])
-		}
-	case "describe":
-		if len(positional) != 2 || !isNetworkResource(positional[0]) {
-			err = fmt.Errorf("usage: describe network NAME")
-		} else {
-			err = cmdDescribe(*dir, *namespace, positional[1])
-		}
 	default:
-		fmt.Fprintf(os.Stderr, "localenv: unknown command %q\n\n%s", command, usage)
+		fmt.Fprintf(term.Err, "localenv: unknown command %q\n\n%s", command, usage)
 		return 2
 	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "localenv %s: %v\n", command, err)
+		fmt.Fprintf(term.Err, "localenv %s: %v\n", command, err)
 		return 1
 	}
 	return 0
@@ -131,7 +122,7 @@ func checkRepoRoot() error {
 
 // step prints the start of a step.
 func step(msg string) {
-	fmt.Printf("==> %s\n", msg)
+	fmt.Fprintf(term.Out, "==> %s\n", msg)
 }
 
 // dirArg is what to add to a make command line to name the state directory dir.
@@ -140,12 +131,4 @@ func dirArg(dir string) string {
 		return ""
 	}
 	return " LOCAL_DIR=" + dir
-}
-
-// dirFlag is what to add to a localenv command line to name the state directory dir.
-func dirFlag(dir string) string {
-	if dir == defaultDir {
-		return ""
-	}
-	return " --dir " + dir
 }

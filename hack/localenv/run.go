@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -14,8 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/rest"
 
+	"github.com/samplecrd/samplecrd-controller/internal/testenv"
 	samplecrdv1 "github.com/samplecrd/samplecrd-controller/pkg/apis/samplecrd/v1"
 	clientset "github.com/samplecrd/samplecrd-controller/pkg/generated/clientset/versioned"
 )
@@ -31,17 +32,24 @@ const readyReportTimeout = 2 * time.Minute
 // exitInterrupted is the exit status after a second signal, which kills everything at once.
 const exitInterrupted = 130
 
-// interruptible returns a context cancelled by the first SIGINT, SIGTERM or SIGHUP. A second
-// signal runs onSecond, which must not return.
+// interruptible returns a context cancelled by the first SIGINT, SIGTERM or SIGHUP, or when the
+// output has gone away (see console). A second signal runs onSecond, which must not return.
 func interruptible(onSecond func()) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(context.Background())
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	go func() {
-		<-sigs
-		fmt.Println()
-		step("Stopping everything (a second Ctrl-C kills it all at once)")
-		cancel()
+		select {
+		case <-sigs:
+			fmt.Fprintln(term.Out)
+			step("Stopping everything (a second Ctrl-C kills it all at once)")
+			cancel()
+		case <-term.Gone():
+			// Nobody reads any more. The Ctrl-C that usually follows asks for what is under way:
+			// only a second one kills everything at once.
+			cancel()
+			<-sigs
+		}
 		<-sigs
 		onSecond()
 	}()
@@ -53,17 +61,17 @@ func interruptible(onSecond func()) (context.Context, context.CancelFunc) {
 func killEverything(dir string) {
 	step("Killing every process at once")
 	procs, _ := readPids(dir)
-	own, _ := children("etcd", "kube-apiserver", "ovsdb-server")
-	var others []proc
+	own, _ := testenv.Children("etcd", "kube-apiserver", "ovsdb-server", "samplecrd-controller")
+	var others []testenv.Proc
 	for _, p := range append(procs, own...) {
-		if p.pid != os.Getpid() {
+		if p.PID != os.Getpid() {
 			others = append(others, p)
 		}
 	}
-	if err := killAll(others); err != nil {
-		fmt.Fprintf(os.Stderr, "localenv: %v\n", err)
+	if err := testenv.KillAll(others); err != nil {
+		fmt.Fprintf(term.Err, "localenv: %v\n", err)
 	} else if err := (&Env{dir: dir}).removeState(); err != nil {
-		fmt.Fprintf(os.Stderr, "localenv: %v\n", err)
+		fmt.Fprintf(term.Err, "localenv: %v\n", err)
 	}
 	os.Exit(exitInterrupted)
 }
@@ -77,7 +85,7 @@ func cmdRun(dir string, managerArgs []string) int {
 	}
 	defer lockf.Close()
 	if err := writeOwner(lockf, os.Getpid()); err != nil {
-		fmt.Fprintf(os.Stderr, "localenv run: %v\n", err)
+		fmt.Fprintf(term.Err, "localenv run: %v\n", err)
 		return 1
 	}
 	ctx, cancel := interruptible(func() { killEverything(dir) })
@@ -87,7 +95,7 @@ func cmdRun(dir string, managerArgs []string) int {
 		if ctx.Err() != nil {
 			return 0
 		}
-		fmt.Fprintf(os.Stderr, "localenv run: %v\n", err)
+		fmt.Fprintf(term.Err, "localenv run: %v\n", err)
 		return 1
 	}
 	if err := ensureTools(ctx); err != nil {
@@ -128,11 +136,11 @@ func cmdRun(dir string, managerArgs []string) int {
 	printBanner(dir, env, metricsAddr, probeAddr)
 
 	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	// Through this program, which outlives its output (see console).
+	cmd.Stdout, cmd.Stderr = term.Out, term.Err
 	// Its own process group, so that Ctrl-C reaches only this program, which forwards exactly one
-	// SIGINT: the manager exits at once on a second one. SIGTERM should this program die first.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	if err := cmd.Start(); err != nil {
+	// SIGINT: the manager exits at once on a second one. It dies with this program.
+	if err := testenv.StartCommand(cmd); err != nil {
 		return max(fail(fmt.Errorf("starting the manager: %w", err)), stopEnv(env, dir))
 	}
 	exited := make(chan struct{})
@@ -140,21 +148,21 @@ func cmdRun(dir string, managerArgs []string) int {
 		_ = cmd.Wait()
 		close(exited)
 	}()
-	if p, err := self("samplecrd-controller", cmd.Process.Pid); err == nil {
+	if p, err := testenv.Identify("samplecrd-controller", cmd.Process.Pid); err == nil {
 		_ = env.record(p)
 	}
-	go reportReady(ctx, env.Config(), start)
+	go reportReady(ctx, env, start)
 
 	code := 0
 	select {
 	case <-ctx.Done():
 		stopManager(cmd, exited)
 	case <-exited:
-		fmt.Println()
+		fmt.Fprintln(term.Out)
 		step(fmt.Sprintf("The manager exited (%s); stopping the environment", cmd.ProcessState))
 		code = max(cmd.ProcessState.ExitCode(), 1)
 	case msg := <-failed:
-		fmt.Println()
+		fmt.Fprintln(term.Out)
 		step(msg + "; stopping everything")
 		stopManager(cmd, exited)
 		code = 1
@@ -169,7 +177,7 @@ func stopManager(cmd *exec.Cmd, exited <-chan struct{}) {
 	select {
 	case <-exited:
 	case <-time.After(managerStopTimeout):
-		fmt.Fprintf(os.Stderr, "localenv: the manager did not stop within %s of SIGINT; killing it\n", managerStopTimeout)
+		fmt.Fprintf(term.Err, "localenv: the manager did not stop within %s of SIGINT; killing it\n", managerStopTimeout)
 		_ = cmd.Process.Kill()
 		<-exited
 	}
@@ -179,7 +187,7 @@ func stopManager(cmd *exec.Cmd, exited <-chan struct{}) {
 func stopEnv(env *Env, dir string) int {
 	step("Stopping ovsdb-server, kube-apiserver and etcd")
 	if err := env.Stop(); err != nil {
-		fmt.Fprintf(os.Stderr, "localenv: %v\n", err)
+		fmt.Fprintf(term.Err, "localenv: %v\n", err)
 		return 1
 	}
 	step(fmt.Sprintf("Stopped: nothing is left running. The logs are in %s/.", dir))
@@ -196,23 +204,22 @@ func freeLoopbackAddr() (string, error) {
 	return l.Addr().String(), nil
 }
 
+// kubectl is the kubectl that hack/build-control-plane.sh builds beside kube-apiserver.
+func kubectl() string {
+	return displayPath(filepath.Join(testenv.ControlPlaneDir("."), "kubectl"))
+}
+
 // tryCommands are the three things to try, as printed by run and up.
-func tryCommands(dir string, env *Env) string {
+func tryCommands(env *Env) string {
 	var b strings.Builder
-	if _, err := exec.LookPath("kubectl"); err == nil {
-		fmt.Fprintf(&b, "      kubectl --kubeconfig %s get networks\n", env.Kubeconfig())
-		fmt.Fprintf(&b, "      kubectl --kubeconfig %s describe network example-network\n", env.Kubeconfig())
-		fmt.Fprintf(&b, "      ovn-nbctl --db=%s show\n", env.OVNNorthbound())
-		fmt.Fprintf(&b, "    or, without kubectl:\n")
-	}
-	fmt.Fprintf(&b, "      go run ./hack/localenv get networks%s\n", dirFlag(dir))
-	fmt.Fprintf(&b, "      go run ./hack/localenv describe network example-network%s\n", dirFlag(dir))
+	fmt.Fprintf(&b, "      %s --kubeconfig %s get networks\n", kubectl(), env.Kubeconfig())
+	fmt.Fprintf(&b, "      %s --kubeconfig %s describe network example-network\n", kubectl(), env.Kubeconfig())
 	fmt.Fprintf(&b, "      ovn-nbctl --db=%s show\n", env.OVNNorthbound())
 	return b.String()
 }
 
 func printBanner(dir string, env *Env, metricsAddr, probeAddr string) {
-	fmt.Printf(`
+	fmt.Fprintf(term.Out, `
 ==> Starting samplecrd-controller with every controller. Ctrl-C stops it and everything above.
 
     kubeconfig:      %s
@@ -222,16 +229,16 @@ func printBanner(dir string, env *Env, metricsAddr, probeAddr string) {
 
     From another terminal, in this directory, try:
 %s
-`, env.Kubeconfig(), env.OVNNorthbound(), metricsAddr, probeAddr, dir, tryCommands(dir, env))
+`, env.Kubeconfig(), env.OVNNorthbound(), metricsAddr, probeAddr, dir, tryCommands(env))
 }
 
 // reportReady waits for the example Network to be Ready and says so, with the time since start.
-func reportReady(ctx context.Context, cfg *rest.Config, start time.Time) {
+func reportReady(ctx context.Context, env *Env, start time.Time) {
 	network, err := readNetwork(exampleFile)
 	if err != nil {
 		return
 	}
-	client, err := clientset.NewForConfig(cfg)
+	client, err := clientset.NewForConfig(env.Config())
 	if err != nil {
 		return
 	}
@@ -247,7 +254,7 @@ func reportReady(ctx context.Context, cfg *rest.Config, start time.Time) {
 		step(fmt.Sprintf("Network %s/%s is Ready, %.1f s after start. Try the commands above from another terminal.",
 			network.Namespace, network.Name, time.Since(start).Seconds()))
 	case ctx.Err() == nil:
-		step(fmt.Sprintf("Network %s/%s is not Ready after %s: see the manager's log above and its events (describe network %s).",
-			network.Namespace, network.Name, readyReportTimeout, network.Name))
+		step(fmt.Sprintf("Network %s/%s is not Ready after %s: see the manager's log above and its events (%s --kubeconfig %s describe network %s).",
+			network.Namespace, network.Name, readyReportTimeout, kubectl(), env.Kubeconfig(), network.Name))
 	}
 }

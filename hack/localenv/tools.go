@@ -16,7 +16,7 @@ const progressInterval = 30 * time.Second
 // installed, through the same scripts as 'make tools'.
 func ensureTools(ctx context.Context) error {
 	if _, err := os.Stat(filepath.Join("bin", "control-plane", "VERSION")); err != nil {
-		step("Building kube-apiserver and etcd into bin/control-plane (first time only: this takes a few minutes)")
+		step("Building kube-apiserver, etcd and kubectl into bin/control-plane (first time only: this takes a few minutes)")
 	}
 	if err := runStep(ctx, "hack/build-control-plane.sh"); err != nil {
 		return fmt.Errorf("building the control plane: %w", err)
@@ -31,7 +31,7 @@ func ensureTools(ctx context.Context) error {
 // it has been running so far, so that a long build does not look stuck.
 func runStep(ctx context.Context, name string, args ...string) error {
 	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	cmd.Stdout, cmd.Stderr = term.Out, term.Err
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return err
@@ -45,7 +45,7 @@ func runStep(ctx context.Context, name string, args ...string) error {
 		case err := <-done:
 			return err
 		case <-ticker.C:
-			fmt.Printf("    ... still working (%s)\n", time.Since(start).Round(time.Second))
+			fmt.Fprintf(term.Out, "    ... still working (%s)\n", time.Since(start).Round(time.Second))
 		}
 	}
 }

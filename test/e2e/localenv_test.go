@@ -7,9 +7,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,8 +27,10 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/samplecrd/samplecrd-controller/internal/syncbuf"
+	"github.com/samplecrd/samplecrd-controller/internal/testenv"
 	samplecrdv1 "github.com/samplecrd/samplecrd-controller/pkg/apis/samplecrd/v1"
 	"github.com/samplecrd/samplecrd-controller/pkg/backend/ovn"
+	"github.com/samplecrd/samplecrd-controller/pkg/controller/network"
 	clientset "github.com/samplecrd/samplecrd-controller/pkg/generated/clientset/versioned"
 	"github.com/samplecrd/samplecrd-controller/test/integration/framework"
 )
@@ -63,10 +67,10 @@ func requirePrerequisites(t *testing.T) {
 			missing = append(missing, fmt.Sprintf("%s is not in PATH", tool))
 		}
 	}
-	if err := framework.CheckControlPlaneBinaries(); err != nil {
+	if err := testenv.CheckControlPlane(framework.RepoRoot(), "etcd", "kube-apiserver", "kubectl"); err != nil {
 		missing = append(missing, err.Error())
 	}
-	if err := framework.CheckOVNBinaries(); err != nil {
+	if err := testenv.CheckOVN(); err != nil {
 		missing = append(missing, err.Error())
 	}
 	if len(missing) == 0 {
@@ -85,57 +89,26 @@ func makeTarget(ctx context.Context, target, dir string) (string, error) {
 	return string(out), err
 }
 
-// recorded is one line of the environment's pids file: NAME PID START.
-type recorded struct {
-	name  string
-	pid   int
-	start string
-}
-
 // readPids reads the processes the environment recorded in DIR/pids.
-func readPids(t *testing.T, dir string) []recorded {
+func readPids(t *testing.T, dir string) []testenv.Proc {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(dir, "pids"))
-	if err != nil {
-		t.Fatalf("reading the processes the environment recorded: %v", err)
+	procs, err := testenv.ReadProcs(filepath.Join(dir, "pids"))
+	if err != nil || len(procs) == 0 {
+		t.Fatalf("reading the processes the environment recorded: %v, %v", procs, err)
 	}
-	var out []recorded
-	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
-		f := strings.Fields(line)
-		if len(f) != 3 {
-			t.Fatalf("malformed line %q in %s/pids", line, dir)
-		}
-		pid, err := strconv.Atoi(f[1])
-		if err != nil {
-			t.Fatalf("malformed line %q in %s/pids: %v", line, dir, err)
-		}
-		out = append(out, recorded{name: f[0], pid: pid, start: f[2]})
-	}
-	return out
-}
-
-// running reports whether the recorded process still runs: its pid exists with the same start
-// time (field 22 of /proc/PID/stat) and is not a zombie.
-func running(p recorded) bool {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.pid))
-	if err != nil {
-		return false
-	}
-	s := string(data)
-	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	return len(fields) > 19 && fields[19] == p.start && fields[0] != "Z" && fields[0] != "X"
+	return procs
 }
 
 // checkRecorded fails unless every one of names was recorded and runs.
-func checkRecorded(t *testing.T, procs []recorded, names ...string) {
+func checkRecorded(t *testing.T, procs []testenv.Proc, names ...string) {
 	t.Helper()
 	for _, name := range names {
 		found := false
 		for _, p := range procs {
-			if p.name == name {
+			if p.Name == name {
 				found = true
-				if !running(p) {
-					t.Errorf("%s (pid %d) was recorded but does not run", name, p.pid)
+				if !p.Alive() {
+					t.Errorf("%v was recorded but does not run", p)
 				}
 			}
 		}
@@ -147,12 +120,10 @@ func checkRecorded(t *testing.T, procs []recorded, names ...string) {
 
 // checkNothingLeft fails if any recorded process still runs, or if the environment's state (all
 // but its logs) is still there.
-func checkNothingLeft(t *testing.T, dir string, procs []recorded) {
+func checkNothingLeft(t *testing.T, dir string, procs []testenv.Proc) {
 	t.Helper()
-	for _, p := range procs {
-		if running(p) {
-			t.Errorf("%s (pid %d) still runs after the environment stopped", p.name, p.pid)
-		}
+	for _, p := range testenv.Running(procs) {
+		t.Errorf("%v still runs after the environment stopped", p)
 	}
 	for _, name := range []string{"kubeconfig", "ovnnb.sock", "ovnnb.db", "etcd", "certs", "pids", "ready"} {
 		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
@@ -243,6 +214,47 @@ func checkSystemWorks(t *testing.T, dir string) {
 	})
 }
 
+// kubectl runs the kubectl that hack/build-control-plane.sh builds, against the environment in dir.
+func kubectl(ctx context.Context, dir string, args ...string) (string, error) {
+	bin := filepath.Join(testenv.ControlPlaneDir(framework.RepoRoot()), "kubectl")
+	out, err := exec.CommandContext(ctx, bin, append([]string{"--kubeconfig", filepath.Join(dir, "kubeconfig")}, args...)...).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("kubectl %s: %w: %s", strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
+}
+
+// checkKubectl looks at the example Network as the printed instructions say: kubectl get shows it
+// Ready with its CIDR, and kubectl describe shows the event of its sync.
+func checkKubectl(t *testing.T, dir string) {
+	t.Helper()
+	out, err := kubectl(context.Background(), dir, "get", "networks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, line := range strings.Split(out, "\n") {
+		// NAME CIDR GATEWAY READY AGE
+		if f := strings.Fields(line); len(f) == 5 && f[0] == exampleName {
+			found = true
+			if f[1] != exampleCIDR || f[3] != "True" {
+				t.Errorf("kubectl get networks shows %q; want %s with CIDR %s and Ready True", line, exampleName, exampleCIDR)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("kubectl get networks does not list %s:\n%s", exampleName, out)
+	}
+	// Events are written in the background.
+	waitFor(t, "kubectl describe network shows the Synced event", readyTimeout, func(ctx context.Context) (bool, string) {
+		out, err := kubectl(ctx, dir, "describe", "network", exampleName)
+		if err != nil {
+			return false, err.Error()
+		}
+		return strings.Contains(out, network.ReasonSynced) && strings.Contains(out, network.MessageSynced), out
+	})
+}
+
 // TestLocalUpAndDown starts the environment with make local-up, runs the built manager against it
 // as the printed instructions say, checks that the system works, and stops it with make
 // local-down: nothing the environment started may be left.
@@ -297,6 +309,7 @@ func TestLocalUpAndDown(t *testing.T) {
 		"--metrics-bind-address=0", "--health-probe-bind-address=0",
 	)
 	checkSystemWorks(t, dir)
+	checkKubectl(t, dir)
 
 	manager.Signal(t, syscall.SIGINT)
 	if code := manager.Wait(t, time.Minute); code != 0 {
@@ -310,52 +323,115 @@ func TestLocalUpAndDown(t *testing.T) {
 	checkNothingLeft(t, dir, procs)
 }
 
+// makeRun is a make run started by a test, in a process group of its own like a shell's job, so
+// that the test can signal it as a whole as a terminal does.
+type makeRun struct {
+	cmd *exec.Cmd
+	// output is what make run printed, when the test does not read it itself.
+	output syncbuf.Buffer
+	// exited is closed when make has exited, with err from its Wait.
+	exited chan struct{}
+	err    error
+}
+
+// startMakeRun starts make run LOCAL_DIR=dir with its output to out, or to m.output when out is
+// nil. The test's cleanup kills what is left and runs make local-down.
+func startMakeRun(t *testing.T, dir string, out io.Writer) *makeRun {
+	t.Helper()
+	m := &makeRun{exited: make(chan struct{})}
+	if out == nil {
+		out = &m.output
+	}
+	m.cmd = exec.Command("make", "--no-print-directory", "-C", framework.RepoRoot(), "run", "LOCAL_DIR="+dir)
+	m.cmd.Stdout, m.cmd.Stderr = out, out
+	m.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := m.cmd.Start(); err != nil {
+		t.Fatalf("starting make run: %v", err)
+	}
+	go func() {
+		m.err = m.cmd.Wait()
+		close(m.exited)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-m.exited:
+		default:
+			_ = syscall.Kill(-m.cmd.Process.Pid, syscall.SIGKILL)
+			<-m.exited
+		}
+		// Whatever a failed run left, make local-down stops.
+		ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+		defer cancel()
+		if out, err := makeTarget(ctx, "local-down", dir); err != nil {
+			t.Errorf("make local-down: %v\n%s", err, out)
+		}
+		if t.Failed() {
+			t.Logf("make run:\n%s", lastLines(m.output.String(), 80))
+		}
+	})
+	return m
+}
+
+// running fails the test if make run has exited.
+func (m *makeRun) running(t *testing.T) {
+	t.Helper()
+	select {
+	case <-m.exited:
+		t.Fatalf("make run exited: %v", m.err)
+	default:
+	}
+}
+
+// interrupt presses Ctrl-C: SIGINT to the process group, make and all.
+func (m *makeRun) interrupt(t *testing.T) {
+	t.Helper()
+	if err := syscall.Kill(-m.cmd.Process.Pid, syscall.SIGINT); err != nil {
+		t.Fatalf("sending SIGINT to make run: %v", err)
+	}
+}
+
+// wait waits for make to exit and returns its Wait error.
+func (m *makeRun) wait(t *testing.T, timeout time.Duration) error {
+	t.Helper()
+	select {
+	case <-m.exited:
+		return m.err
+	case <-time.After(timeout):
+		t.Fatalf("make run did not exit within %v", timeout)
+		return nil
+	}
+}
+
+// checkInterrupted fails unless make exited as after a Ctrl-C that its command handled. make itself
+// got the SIGINT: it waits for its command, then dies of the signal. Had the command failed, make
+// would have said so and exited with status 2.
+func checkInterrupted(t *testing.T, err error) {
+	t.Helper()
+	if err != nil && !killedBy(err, syscall.SIGINT) {
+		t.Errorf("make run exited with %v after SIGINT; want status 0 or the signal", err)
+	}
+}
+
+// waitAllGone waits until none of procs runs; a process that dies with its parent is gone at once,
+// but the kernel takes its time.
+func waitAllGone(t *testing.T, what string, procs []testenv.Proc, timeout time.Duration) {
+	t.Helper()
+	waitFor(t, what, timeout, func(context.Context) (bool, string) {
+		left := testenv.Running(procs)
+		return len(left) == 0, fmt.Sprintf("still running: %v", left)
+	})
+}
+
 // TestMakeRun runs make run as a user does in a terminal, waits for the system to work, and presses
 // Ctrl-C: SIGINT to the terminal's foreground process group, make and all. It must stop everything
 // it started.
 func TestMakeRun(t *testing.T) {
 	requirePrerequisites(t)
 	dir := t.TempDir()
-	ctx := context.Background()
-
-	var output syncbuf.Buffer
-	cmd := exec.Command("make", "--no-print-directory", "-C", framework.RepoRoot(), "run", "LOCAL_DIR="+dir)
-	cmd.Stdout, cmd.Stderr = &output, &output
-	// A process group of its own, like a shell's job, so that the test can signal it as a whole.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting make run: %v", err)
-	}
-	exited := make(chan struct{})
-	var waitErr error
-	go func() {
-		waitErr = cmd.Wait()
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-exited:
-		default:
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
-		// Whatever a failed run left, make local-down stops.
-		ctx, cancel := context.WithTimeout(ctx, stopTimeout)
-		defer cancel()
-		if out, err := makeTarget(ctx, "local-down", dir); err != nil {
-			t.Errorf("make local-down: %v\n%s", err, out)
-		}
-		if t.Failed() {
-			t.Logf("make run:\n%s", lastLines(output.String(), 80))
-		}
-	})
+	m := startMakeRun(t, dir, nil)
 
 	waitFor(t, "make run writes the kubeconfig", upTimeout, func(context.Context) (bool, string) {
-		select {
-		case <-exited:
-			t.Fatalf("make run exited: %v", waitErr)
-		default:
-		}
+		m.running(t)
 		_, err := os.Stat(filepath.Join(dir, "kubeconfig"))
 		return err == nil, fmt.Sprint(err)
 	})
@@ -363,21 +439,92 @@ func TestMakeRun(t *testing.T) {
 	procs := readPids(t, dir)
 	checkRecorded(t, procs, "localenv", "etcd", "kube-apiserver", "ovsdb-server", "samplecrd-controller")
 
-	if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGINT); err != nil {
-		t.Fatalf("sending SIGINT to make run: %v", err)
-	}
-	select {
-	case <-exited:
-	case <-time.After(stopTimeout):
-		t.Fatalf("make run did not exit within %v of SIGINT", stopTimeout)
-	}
-	// make itself got the SIGINT: it waits for its command, then dies of the signal, as after any
-	// Ctrl-C. What matters is that the command stopped everything, and said so.
-	if waitErr != nil && !killedBy(waitErr, syscall.SIGINT) {
-		t.Errorf("make run exited with %v after SIGINT; want status 0 or the signal", waitErr)
-	}
-	if out := output.String(); !strings.Contains(out, "Stopped: nothing is left running") {
+	m.interrupt(t)
+	checkInterrupted(t, m.wait(t, stopTimeout))
+	if out := m.output.String(); !strings.Contains(out, "Stopped: nothing is left running") {
 		t.Errorf("make run did not say that it stopped everything; its output ends with:\n%s", lastLines(out, 20))
+	}
+	checkNothingLeft(t, dir, procs)
+}
+
+// TestMakeRunWithoutOutput runs make run with its output through a pipe, as in
+// 'make run 2>&1 | tee run.log', closes the pipe as tee does when it is stopped, and presses
+// Ctrl-C. Writing to the closed pipe must not kill localenv before it has stopped everything.
+func TestMakeRunWithoutOutput(t *testing.T) {
+	requirePrerequisites(t)
+	dir := t.TempDir()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := startMakeRun(t, dir, w)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		_, _ = io.Copy(&m.output, r)
+	}()
+
+	waitFor(t, "make run reports the example Network Ready", upTimeout+readyTimeout, func(context.Context) (bool, string) {
+		m.running(t)
+		out := m.output.String()
+		return strings.Contains(out, "is Ready"), lastLines(out, 1)
+	})
+	procs := readPids(t, dir)
+	checkRecorded(t, procs, "localenv", "etcd", "kube-apiserver", "ovsdb-server", "samplecrd-controller")
+
+	// Nobody reads any more: every write of make run fails from now on.
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	<-copied
+	m.interrupt(t)
+	checkInterrupted(t, m.wait(t, stopTimeout))
+	waitAllGone(t, "every process of the environment is gone", procs, 10*time.Second)
+	checkNothingLeft(t, dir, procs)
+	// The logs stay.
+	for _, name := range []string{"etcd.log", "kube-apiserver.log", "ovsdb-server.log"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			t.Errorf("the log %s is gone: %v", name, err)
+		}
+	}
+}
+
+// TestLocalenvKilled kills localenv of a make run with SIGKILL, which it cannot handle: every
+// process it started must die with it, and make local-down must then remove what is left.
+func TestLocalenvKilled(t *testing.T) {
+	requirePrerequisites(t)
+	dir := t.TempDir()
+	m := startMakeRun(t, dir, nil)
+
+	var procs []testenv.Proc
+	waitFor(t, "make run starts the manager", upTimeout, func(context.Context) (bool, string) {
+		m.running(t)
+		var err error
+		procs, err = testenv.ReadProcs(filepath.Join(dir, "pids"))
+		return slices.ContainsFunc(procs, func(p testenv.Proc) bool { return p.Name == "samplecrd-controller" }), fmt.Sprintf("recorded %v, %v", procs, err)
+	})
+	checkRecorded(t, procs, "localenv", "etcd", "kube-apiserver", "ovsdb-server", "samplecrd-controller")
+
+	localenv := procs[slices.IndexFunc(procs, func(p testenv.Proc) bool { return p.Name == "localenv" })]
+	if err := localenv.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitAllGone(t, "every process of the environment dies with localenv", procs, 5*time.Second)
+	if err := m.wait(t, stopTimeout); err == nil {
+		t.Error("make run exited with status 0 after its command was killed")
+	}
+	// Nothing could remove the state; the next make local-down does.
+	if _, err := os.Stat(filepath.Join(dir, "kubeconfig")); err != nil {
+		t.Errorf("the kubeconfig of the killed environment is gone before make local-down: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+	defer cancel()
+	out, err := makeTarget(ctx, "local-down", dir)
+	if err != nil || !strings.Contains(out, "Nothing runs in") {
+		t.Errorf("make local-down after the kill: %v, output:\n%s\nwant it to say that nothing runs", err, out)
 	}
 	checkNothingLeft(t, dir, procs)
 }

@@ -7,15 +7,15 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/samplecrd/samplecrd-controller/internal/testenv"
 )
 
 // RepoRoot is the root of the repository, found from this file's location so that tests work from
@@ -28,44 +28,29 @@ func RepoRoot() string {
 	return filepath.Join(filepath.Dir(file), "..", "..", "..")
 }
 
-// ControlPlaneDir is where hack/build-control-plane.sh puts kube-apiserver and etcd.
-func ControlPlaneDir() string {
-	if dir := os.Getenv("KUBEBUILDER_ASSETS"); dir != "" {
-		return dir
-	}
-	return filepath.Join(RepoRoot(), "bin", "control-plane")
-}
-
-// CRDDir holds the project's generated CustomResourceDefinitions.
-func CRDDir() string {
-	return filepath.Join(RepoRoot(), "config", "crd", "bases")
-}
-
 // InCI reports whether the tests run in CI, where nothing may skip for a missing prerequisite.
 func InCI() bool {
-	ci, _ := strconv.ParseBool(os.Getenv("CI"))
-	return ci
+	return testenv.InCI()
 }
 
-// ErrMissingPrerequisite marks an error that a test may turn into a skip outside CI.
-var ErrMissingPrerequisite = errors.New("missing prerequisite")
-
-// CheckControlPlaneBinaries returns an error wrapping ErrMissingPrerequisite when the control plane
-// has not been built.
-func CheckControlPlaneBinaries() error {
-	for _, name := range []string{"kube-apiserver", "etcd"} {
-		path := filepath.Join(ControlPlaneDir(), name)
-		if _, err := os.Stat(path); err != nil {
-			return fmt.Errorf("%w: %s not found (run 'make tools' to build the control plane): %v", ErrMissingPrerequisite, path, err)
-		}
+// Require skips the test when err is a missing prerequisite (testenv.ErrMissingPrerequisite),
+// or fails it under CI=true, where nothing may skip; any other error fails it.
+func Require(t testing.TB, err error) {
+	t.Helper()
+	switch {
+	case err == nil:
+	case errors.Is(err, testenv.ErrMissingPrerequisite) && !InCI():
+		t.Skipf("skipping: %v", err)
+	case errors.Is(err, testenv.ErrMissingPrerequisite):
+		t.Fatalf("CI=true and %v", err)
+	default:
+		t.Fatal(err)
 	}
-	return nil
 }
 
 // Environment is one control plane shared by the tests of a package.
 type Environment struct {
-	env    *envtest.Environment
-	config *rest.Config
+	cp *testenv.ControlPlane
 	// skip is why the package's tests skip; empty when the control plane runs.
 	skip string
 }
@@ -79,7 +64,7 @@ func NewEnvironment() *Environment {
 // plane. It returns the exit code for os.Exit. Outside CI a missing prerequisite makes every test
 // that asks for the control plane skip with the reason; in CI it fails the package.
 func (e *Environment) Run(m *testing.M) int {
-	if err := CheckControlPlaneBinaries(); err != nil {
+	if err := testenv.CheckControlPlane(RepoRoot()); err != nil {
 		if InCI() {
 			fmt.Fprintf(os.Stderr, "FAIL: CI=true and %v\n", err)
 			return 1
@@ -87,23 +72,18 @@ func (e *Environment) Run(m *testing.M) int {
 		e.skip = err.Error()
 		return m.Run()
 	}
-	e.env = &envtest.Environment{
-		BinaryAssetsDirectory:    ControlPlaneDir(),
-		CRDDirectoryPaths:        []string{CRDDir()},
-		ErrorIfCRDPathMissing:    true,
-		ControlPlaneStartTimeout: 2 * time.Minute,
-		ControlPlaneStopTimeout:  time.Minute,
-	}
-	cfg, err := e.env.Start()
+	cp, err := testenv.StartControlPlane(testenv.ControlPlaneOptions{Root: RepoRoot()})
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "FAIL: starting the control plane: %v\n", err)
-		_ = e.env.Stop()
+		fmt.Fprintf(os.Stderr, "FAIL: %v\n", err)
+		if err := cp.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+		}
 		return 1
 	}
-	e.config = cfg
+	e.cp = cp
 	code := m.Run()
-	if err := e.env.Stop(); err != nil {
-		fmt.Fprintf(os.Stderr, "stopping the control plane: %v\n", err)
+	if err := cp.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		if code == 0 {
 			code = 1
 		}
@@ -111,18 +91,25 @@ func (e *Environment) Run(m *testing.M) int {
 	return code
 }
 
+// controlPlane returns the running control plane, or skips the test when it could not be started
+// for a missing prerequisite outside CI.
+func (e *Environment) controlPlane(t testing.TB) *testenv.ControlPlane {
+	t.Helper()
+	if e.skip != "" {
+		t.Skipf("skipping: %s", e.skip)
+	}
+	if e.cp == nil {
+		t.Fatal("framework: the control plane is not running; call env.Run from TestMain")
+	}
+	return e.cp
+}
+
 // Config returns a copy of the admin REST config of the control plane, with no client-side rate
 // limit so that tests measure the server, or skips the test when the control plane could not be
 // started for a missing prerequisite outside CI.
 func (e *Environment) Config(t testing.TB) *rest.Config {
 	t.Helper()
-	if e.skip != "" {
-		t.Skipf("skipping: %s", e.skip)
-	}
-	if e.config == nil {
-		t.Fatal("framework: the control plane is not running; call env.Run from TestMain")
-	}
-	cfg := rest.CopyConfig(e.config)
+	cfg := e.controlPlane(t).Config()
 	cfg.QPS = -1
 	return cfg
 }
@@ -131,8 +118,7 @@ func (e *Environment) Config(t testing.TB) *rest.Config {
 // (for example the API server's URL to start a process against it).
 func (e *Environment) ControlPlane(t testing.TB) *envtest.Environment {
 	t.Helper()
-	e.Config(t)
-	return e.env
+	return e.controlPlane(t).Environment()
 }
 
 // CreateNamespace creates a namespace with a generated name for one test, so that tests in a

@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/samplecrd/samplecrd-controller/internal/syncbuf"
+	"github.com/samplecrd/samplecrd-controller/internal/testenv"
 )
 
 // BuildManager builds the samplecrd-controller binary, with the race detector, into dir and returns
@@ -34,7 +35,7 @@ func BuildManager(dir string) (string, error) {
 // and returns its path, for processes started by the test.
 func (e *Environment) Kubeconfig(t testing.TB) string {
 	t.Helper()
-	return e.KubeconfigFor(t, envtest.User{Name: "admin", Groups: []string{"system:masters"}})
+	return e.KubeconfigFor(t, testenv.Admin)
 }
 
 // KubeconfigFor is Kubeconfig for a user of the given name and groups, authenticated by a client
@@ -42,14 +43,9 @@ func (e *Environment) Kubeconfig(t testing.TB) string {
 // by RBAC subjects of kind ServiceAccount, so manifests can be tested unchanged.
 func (e *Environment) KubeconfigFor(t testing.TB, u envtest.User) string {
 	t.Helper()
-	e.Config(t)
-	user, err := e.env.AddUser(u, nil)
+	kc, err := e.controlPlane(t).Kubeconfig(u)
 	if err != nil {
-		t.Fatalf("adding a user to the control plane: %v", err)
-	}
-	kc, err := user.KubeConfig()
-	if err != nil {
-		t.Fatalf("writing a kubeconfig: %v", err)
+		t.Fatal(err)
 	}
 	path := filepath.Join(t.TempDir(), "kubeconfig")
 	if err := os.WriteFile(path, kc, 0o600); err != nil {
@@ -69,15 +65,16 @@ type Process struct {
 	err    error
 }
 
-// StartProcess starts bin with args. Its output goes to buffers (and, on failure, the test log);
-// the test's cleanup kills it if it still runs.
+// StartProcess starts bin with args, as a child that dies with the test (testenv.StartCommand).
+// Its output goes to buffers (and, on failure, the test log); the test's cleanup kills it if it
+// still runs.
 func StartProcess(t testing.TB, name, bin string, args ...string) *Process {
 	t.Helper()
 	p := &Process{Name: name, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Stdout = &p.stdout
 	p.cmd.Stderr = &p.stderr
-	if err := p.cmd.Start(); err != nil {
+	if err := testenv.StartCommand(p.cmd); err != nil {
 		t.Fatalf("starting %s: %v", name, err)
 	}
 	go func() {

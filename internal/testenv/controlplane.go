@@ -1,0 +1,145 @@
+package testenv
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"time"
+
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+)
+
+// Default timeouts of the control plane's processes.
+const (
+	defaultControlPlaneStartTimeout = 2 * time.Minute
+	defaultControlPlaneStopTimeout  = time.Minute
+)
+
+// Admin is a user in system:masters, whom RBAC lets do anything.
+var Admin = envtest.User{Name: "admin", Groups: []string{"system:masters"}}
+
+// ControlPlaneOptions configure StartControlPlane. Only Root is required.
+type ControlPlaneOptions struct {
+	// Root is the repository root: the binaries are in ControlPlaneDir(Root), the CRDs in
+	// CRDDir(Root).
+	Root string
+	// EtcdDataDir and CertDir, when set, hold etcd's data and the API server's certificates instead
+	// of temporary directories that Stop removes.
+	EtcdDataDir, CertDir string
+	// EtcdOutput and APIServerOutput receive the output of etcd and kube-apiserver; it is discarded
+	// when they are nil.
+	EtcdOutput, APIServerOutput io.Writer
+	// StartTimeout bounds the start of each process, 2 minutes when zero; StopTimeout bounds its
+	// graceful stop, a minute when zero.
+	StartTimeout, StopTimeout time.Duration
+	// LauncherDir, when set, makes etcd and kube-apiserver die with this process, as the children
+	// StartCommand starts do. They are started through links to this program in this directory
+	// (see RunLauncher, which main must call first).
+	LauncherDir string
+}
+
+// ControlPlane is a running etcd and kube-apiserver (through envtest) with the project's CRDs
+// installed.
+type ControlPlane struct {
+	env *envtest.Environment
+	// procs are etcd and kube-apiserver, as found once they started.
+	procs []Proc
+}
+
+// StartControlPlane starts etcd and kube-apiserver and installs the CRDs. It returns a ControlPlane
+// even on failure, whose Stop stops whatever started.
+func StartControlPlane(opts ControlPlaneOptions) (*ControlPlane, error) {
+	env := &envtest.Environment{
+		BinaryAssetsDirectory:    ControlPlaneDir(opts.Root),
+		CRDDirectoryPaths:        []string{CRDDir(opts.Root)},
+		ErrorIfCRDPathMissing:    true,
+		ControlPlaneStartTimeout: cmp.Or(opts.StartTimeout, defaultControlPlaneStartTimeout),
+		ControlPlaneStopTimeout:  cmp.Or(opts.StopTimeout, defaultControlPlaneStopTimeout),
+	}
+	c := &ControlPlane{env: env}
+	if err := CheckControlPlane(opts.Root); err != nil {
+		return c, err
+	}
+	apiServer := env.ControlPlane.GetAPIServer()
+	apiServer.CertDir = opts.CertDir
+	apiServer.Out, apiServer.Err = opts.APIServerOutput, opts.APIServerOutput
+	env.ControlPlane.Etcd = &envtest.Etcd{DataDir: opts.EtcdDataDir, Out: opts.EtcdOutput, Err: opts.EtcdOutput}
+
+	start := func() error {
+		_, err := env.Start()
+		return err
+	}
+	var startErr error
+	if opts.LauncherDir != "" {
+		links, err := launcherLinks(opts.LauncherDir, controlPlaneBinaries)
+		if err != nil {
+			return c, fmt.Errorf("linking the launcher: %w", err)
+		}
+		env.ControlPlane.Etcd.Path = links["etcd"]
+		apiServer.Path = links["kube-apiserver"]
+		dir, err := filepath.Abs(ControlPlaneDir(opts.Root))
+		if err != nil {
+			return c, err
+		}
+		startErr = withLaunchEnv(dir, start)
+	} else {
+		startErr = start()
+	}
+	// Whatever started, even on failure, so that the caller can record it and Stop can check it.
+	procs, err := Children(controlPlaneBinaries...)
+	c.procs = procs
+	if startErr != nil {
+		return c, fmt.Errorf("starting etcd and kube-apiserver: %w", startErr)
+	}
+	return c, err
+}
+
+// Config returns a copy of the administrator's client configuration.
+func (c *ControlPlane) Config() *rest.Config {
+	return rest.CopyConfig(c.env.Config)
+}
+
+// AdminKubeconfig is a kubeconfig for the administrator, with client certificates.
+func (c *ControlPlane) AdminKubeconfig() []byte {
+	return c.env.KubeConfig
+}
+
+// Kubeconfig returns a kubeconfig for a user authenticated by a client certificate; RBAC decides
+// what it may do. A user named system:serviceaccount:NS:NAME is matched by RBAC subjects of kind
+// ServiceAccount.
+func (c *ControlPlane) Kubeconfig(u envtest.User) ([]byte, error) {
+	user, err := c.env.AddUser(u, nil)
+	if err != nil {
+		return nil, fmt.Errorf("adding the user %s: %w", u.Name, err)
+	}
+	return user.KubeConfig()
+}
+
+// Environment is the envtest environment, for what this type does not cover.
+func (c *ControlPlane) Environment() *envtest.Environment {
+	return c.env
+}
+
+// Processes are etcd and kube-apiserver.
+func (c *ControlPlane) Processes() []Proc {
+	return c.procs
+}
+
+// Stop stops kube-apiserver and etcd, waits until they are gone, and removes their temporary
+// directories. It kills what does not stop in time.
+func (c *ControlPlane) Stop() error {
+	var errs []error
+	if err := c.env.Stop(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := KillAll(c.procs); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("stopping etcd and kube-apiserver: %w", err)
+	}
+	return nil
+}
