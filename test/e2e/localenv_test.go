@@ -251,7 +251,7 @@ func checkKubectl(t *testing.T, dir string) {
 		if err != nil {
 			return false, err.Error()
 		}
-		return strings.Contains(out, network.ReasonSynced) && strings.Contains(out, network.MessageSynced), out
+		return strings.Contains(out, samplecrdv1.ReasonSynced) && strings.Contains(out, network.MessageSynced), out
 	})
 }
 
