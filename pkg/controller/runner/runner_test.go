@@ -145,36 +145,55 @@ func TestRunDrain(t *testing.T) {
 	}
 }
 
-// TestRunShutdownTimeout stops a controller whose sync does not finish by itself: its context is
-// cancelled after the shutdown timeout, and Run returns.
-func TestRunShutdownTimeout(t *testing.T) {
-	_, ctx := ktesting.NewTestContext(t)
-	ctx, stop := context.WithCancel(ctx)
-	q := newQueue()
-	inHand := make(chan struct{})
-	var syncErr error
-	c := Config{Name: "test-controller", Queue: q, Options: Options{ShutdownTimeout: 50 * time.Millisecond},
-		Sync: func(ctx context.Context, _ cache.ObjectName) error {
-			close(inHand)
-			<-ctx.Done()
-			syncErr = ctx.Err()
-			return nil
-		}}
-	q.Add(key)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		Run(ctx, c)
-	}()
-	<-inHand
-	stopped := time.Now()
-	stop()
-	<-done
-	if !errors.Is(syncErr, context.Canceled) {
-		t.Errorf("sync context ended with %v, want cancelled", syncErr)
+// TestRunCancelsSyncsInHand stops a controller whose sync does not finish by itself: its context
+// is cancelled after the shutdown timeout, or at once when the stop's cause is ErrAbort, and Run
+// returns.
+func TestRunCancelsSyncsInHand(t *testing.T) {
+	tests := []struct {
+		name    string
+		timeout time.Duration
+		cause   error
+		// minWait is how long the sync must run on after the stop.
+		minWait time.Duration
+	}{
+		{name: "shutdown timeout", timeout: 50 * time.Millisecond, minWait: 50 * time.Millisecond},
+		{name: "abort", timeout: time.Hour, cause: fmt.Errorf("%w: lease lost", ErrAbort)},
 	}
-	if took := time.Since(stopped); took < 50*time.Millisecond {
-		t.Errorf("the sync was cancelled %v after the stop, before the 50ms shutdown timeout", took)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, ctx := ktesting.NewTestContext(t)
+			ctx, stop := context.WithCancelCause(ctx)
+			q := newQueue()
+			inHand := make(chan struct{})
+			var syncErr error
+			c := Config{Name: "test-controller", Queue: q, Options: Options{ShutdownTimeout: tc.timeout},
+				Sync: func(ctx context.Context, _ cache.ObjectName) error {
+					close(inHand)
+					<-ctx.Done()
+					syncErr = ctx.Err()
+					return nil
+				}}
+			q.Add(key)
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				Run(ctx, c)
+			}()
+			<-inHand
+			stopped := time.Now()
+			stop(tc.cause)
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatal("Run did not return")
+			}
+			if !errors.Is(syncErr, context.Canceled) {
+				t.Errorf("sync context ended with %v, want cancelled", syncErr)
+			}
+			if took := time.Since(stopped); took < tc.minWait {
+				t.Errorf("the sync was cancelled %v after the stop, before %v", took, tc.minWait)
+			}
+		})
 	}
 }
 
@@ -258,39 +277,6 @@ func TestRunPassInterval(t *testing.T) {
 	<-done
 	if first < 20*time.Millisecond {
 		t.Errorf("the first run came %v after the start, before the interval", first)
-	}
-}
-
-// TestRunAbort stops a controller with ErrAbort as the cause: the sync in hand is cancelled at once,
-// whatever the shutdown timeout.
-func TestRunAbort(t *testing.T) {
-	_, ctx := ktesting.NewTestContext(t)
-	ctx, stop := context.WithCancelCause(ctx)
-	q := newQueue()
-	inHand := make(chan struct{})
-	var syncErr error
-	c := Config{Name: "test-controller", Queue: q, Options: Options{ShutdownTimeout: time.Hour},
-		Sync: func(ctx context.Context, _ cache.ObjectName) error {
-			close(inHand)
-			<-ctx.Done()
-			syncErr = ctx.Err()
-			return nil
-		}}
-	q.Add(key)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		Run(ctx, c)
-	}()
-	<-inHand
-	stop(fmt.Errorf("%w: lease lost", ErrAbort))
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not return after the abort")
-	}
-	if !errors.Is(syncErr, context.Canceled) {
-		t.Errorf("sync context ended with %v, want cancelled", syncErr)
 	}
 }
 
