@@ -22,8 +22,9 @@ WORK="$(mktemp -d "${TMPDIR:-/tmp}/ci-fresh.XXXXXX")"
 export GOPATH="${WORK}/gopath"
 export GOMODCACHE="${GOPATH}/pkg/mod"
 export GOCACHE="${WORK}/gocache"
-# Nothing of this machine's setup may leak in: the clone's bin/control-plane, and no GOBIN.
-unset KUBEBUILDER_ASSETS GOBIN
+# Nothing of this machine's setup may leak in: the clone's bin/control-plane, no GOBIN, and the
+# clone's make is no sub-make of the one that runs this script.
+unset KUBEBUILDER_ASSETS GOBIN MAKEFLAGS MFLAGS MAKELEVEL
 
 cleanup() {
     # The module cache is read-only; go clean removes it, chmod is the fallback.
