@@ -6,6 +6,7 @@ package backend
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -55,6 +56,9 @@ type Backend interface {
 	Delete(ctx context.Context, uid types.UID) error
 	// List returns the networks the backend holds for this cluster, one per UID.
 	List(ctx context.Context) ([]Owned, error)
+	// Prune removes the objects of this cluster that several Networks share (the OVN backend's
+	// per-namespace routers) and that no Network uses any more, and returns how many it removed.
+	Prune(ctx context.Context) (int, error)
 	// Ready returns nil when the backend is connected and its view of the system is current.
 	Ready() error
 	// OnReady registers fn, called each time the backend becomes ready: when it first connects,
@@ -64,13 +68,49 @@ type Backend interface {
 	OnReady(fn func())
 }
 
+// Change says which Network a change in the backend concerns.
+type Change struct {
+	// Owned is the Network the changed object was written for, as far as the object says: UID,
+	// namespace and name when it is owned; for an object that is not owned but holds (or held) a
+	// name the backend uses for a Network, what that name tells: the UID, the namespace and name,
+	// or only the namespace for an object shared by a namespace's Networks.
+	Owned
+	// Foreign is true for an object that is not owned: a name conflict may have appeared or gone.
+	Foreign bool
+}
+
 // Notifier is implemented by backends that can tell when objects they own are changed or removed by
 // someone else, so that the controller repairs drift at once instead of at the next resync.
 type Notifier interface {
-	// OnChange registers a function called with the owner of every owned object that changes
-	// outside Ensure and Delete. It must be called before the backend starts.
-	OnChange(func(Owned))
+	// OnChange registers a function called for every owned object that changes, and for every
+	// object not owned that takes or gives up a name the backend would use. It must be called
+	// before the backend starts.
+	OnChange(func(Change))
+}
+
+// NameConflictError is returned (wrapped) by Ensure when an object the Network needs would take a
+// name that an object the backend does not own holds already. Nothing was written: the backend
+// never creates a second object of one name, nor changes or removes an object it does not own.
+type NameConflictError struct {
+	// Kind is the kind of object, for example "logical switch".
+	Kind string
+	// Name is the contested name.
+	Name string
+	// ID identifies the object that holds it, for example its OVN UUID.
+	ID string
+	// Owner describes who the object belongs to, as far as the object says.
+	Owner string
+}
+
+func (e *NameConflictError) Error() string {
+	return fmt.Sprintf("the %s name %q is taken by %s %s, which is not this controller's (%s): remove or rename it",
+		e.Kind, e.Name, e.Kind, e.ID, e.Owner)
 }
 
 // ErrNotReady is returned (wrapped) by backends that are not connected or not yet synchronised.
 var ErrNotReady = errors.New("backend not ready")
+
+// ErrConflict is returned (wrapped) when the backend changed between the read and the write of
+// an Ensure or Delete (another writer, or a cache that was behind): nothing was written, and the
+// call may be made again at once. It reports no fault to the user.
+var ErrConflict = errors.New("the backend changed meanwhile, nothing was written")

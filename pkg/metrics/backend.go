@@ -9,7 +9,7 @@ import (
 	"github.com/samplecrd/samplecrd-controller/pkg/backend"
 )
 
-// InstrumentBackend returns b with every Ensure, Delete and List timed into
+// InstrumentBackend returns b with every Ensure, Delete, List and Prune timed into
 // BackendRequestDuration. A backend.Notifier stays one.
 func InstrumentBackend(b backend.Backend) backend.Backend {
 	ib := instrumented{b}
@@ -48,6 +48,13 @@ func (i instrumented) List(ctx context.Context) ([]backend.Owned, error) {
 	owned, err := i.Backend.List(ctx)
 	observeBackend(i.Backend, "list", start, err)
 	return owned, err
+}
+
+func (i instrumented) Prune(ctx context.Context) (int, error) {
+	start := time.Now()
+	n, err := i.Backend.Prune(ctx)
+	observeBackend(i.Backend, "prune", start, err)
+	return n, err
 }
 
 type instrumentedNotifier struct {

@@ -144,6 +144,12 @@ func (b *Backend) List(context.Context) ([]backend.Owned, error) {
 	return out, nil
 }
 
+// Prune implements backend.Backend. The fake holds nothing that Networks share: it removes
+// nothing, and the call is not recorded.
+func (b *Backend) Prune(context.Context) (int, error) {
+	return 0, nil
+}
+
 // Ready implements backend.Backend.
 func (b *Backend) Ready() error {
 	b.mu.Lock()

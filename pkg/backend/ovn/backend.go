@@ -42,9 +42,11 @@ const cacheSyncTimeout = 10 * time.Second
 // while a transaction waits for its answer.
 const transactTimeout = 30 * time.Second
 
-// ErrConflict is returned (wrapped) by Ensure when its transaction found that another writer
-// created a row it was about to create; nothing was written, and Ensure may be called again.
-var ErrConflict = errors.New("conflicting rows in the OVN northbound database")
+// ErrConflict is returned (wrapped) by Ensure and Delete when their transaction found the database
+// changed since the cache was read (another writer created a row it was about to create, a row it
+// kept went away, a router it was deleting gained a port); nothing was written, and the call may
+// be made again.
+var ErrConflict = backend.ErrConflict
 
 // Options configure a Backend.
 type Options struct {
@@ -92,11 +94,11 @@ type Backend struct {
 	// new cache on each connection.
 	handledCache *cache.TableCache
 
-	// routerMu serialises the creation of the cluster router.
+	// routerMu serialises the creation of routers.
 	routerMu sync.Mutex
 
 	// onChange is the function registered with OnChange, nil until then.
-	onChange atomic.Pointer[func(backend.Owned)]
+	onChange atomic.Pointer[func(backend.Change)]
 
 	// disconnected receives libovsdb's disconnection notification for the current connection.
 	disconnected chan struct{}
@@ -141,15 +143,16 @@ func New(ctx context.Context, opts Options) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("building the OVN northbound client model: %w", err)
 	}
-	// Client indexes let the cache answer "the rows of this UID" (and "the cluster routers")
-	// without scanning the tables: an Ensure with nothing to do then costs the same with ten
-	// networks or ten thousand.
-	byUID := []model.ClientIndex{{Columns: []model.ColumnKey{{Column: "external_ids", Key: UIDKey}}}}
+	// Client indexes let the cache answer "the rows of this UID" and "the switch or router of
+	// this name" without scanning the tables: an Ensure with nothing to do then costs the same
+	// with ten networks or ten thousand. (Port names have an index in the schema.)
+	byUID := model.ClientIndex{Columns: []model.ColumnKey{{Column: "external_ids", Key: UIDKey}}}
+	byName := model.ClientIndex{Columns: []model.ColumnKey{{Column: "name"}}}
 	dbModel.SetIndexes(map[string][]model.ClientIndex{
-		nbdb.LogicalSwitchTable:     byUID,
-		nbdb.LogicalSwitchPortTable: byUID,
-		nbdb.LogicalRouterPortTable: byUID,
-		nbdb.LogicalRouterTable:     {{Columns: []model.ColumnKey{{Column: "external_ids", Key: RoleKey}}}},
+		nbdb.LogicalSwitchTable:     {byUID, byName},
+		nbdb.LogicalSwitchPortTable: {byUID},
+		nbdb.LogicalRouterPortTable: {byUID},
+		nbdb.LogicalRouterTable:     {byName},
 	})
 	libovsdbLogger := logger.WithName("libovsdb")
 	// No client.WithReconnect: libovsdb reconnects only after a first successful connection, and
@@ -230,10 +233,12 @@ func (b *Backend) setReady(ready bool) {
 }
 
 // OnChange registers fn, called with the owner of every switch, switch port or router port of the
-// cluster that is updated or deleted, including by this backend's own Ensure and Delete. fn is
-// called from libovsdb's event loop, so it must return at once (for example after adding to a
-// work queue). A later call replaces fn.
-func (b *Backend) OnChange(fn func(backend.Owned)) {
+// cluster that is updated or deleted, including by this backend's own Ensure and Delete; with the
+// owner of a port of the cluster's router whose keys or name were changed; and, marked Foreign,
+// with what the name tells of a row of another owner that takes or gives up a name the cluster
+// uses. fn is called from libovsdb's event loop, so it must return at once (for example after
+// adding to a work queue). A later call replaces fn.
+func (b *Backend) OnChange(fn func(backend.Change)) {
 	b.onChange.Store(&fn)
 }
 
@@ -328,6 +333,7 @@ func (b *Backend) connectAndServe(ctx context.Context) (bool, error) {
 			return nil
 		}
 		c.AddEventHandler(&cache.EventHandlerFuncs{
+			AddFunc:    b.onAdd,
 			UpdateFunc: func(table string, old, updated model.Model) { b.onUpdate(routerPort, table, old, updated) },
 			DeleteFunc: b.onDelete,
 		})
@@ -342,11 +348,6 @@ func (b *Backend) connectAndServe(ctx context.Context) (bool, error) {
 	}
 	b.setReady(true)
 	b.logger.Info("Connected to the OVN northbound database")
-
-	if _, _, err := b.ensureRouter(ctx); err != nil && ctx.Err() == nil {
-		// Ensure tries again; the connection is fine.
-		b.logger.Error(err, "Cannot create the cluster router")
-	}
 
 	var probe <-chan time.Time
 	if b.opts.ProbeInterval > 0 {
@@ -393,51 +394,128 @@ func (b *Backend) disconnect(ctx context.Context) {
 	}
 }
 
-// onUpdate and onDelete run in libovsdb's event loop for every change of a monitored row.
-// routerPort looks a router port up in the cache: a router port taken off the cluster router but
+// onAdd, onUpdate and onDelete run in libovsdb's event loop for every change of a monitored row.
+// Rows of the cluster are reported when they change or go (their creation is Ensure's own);
+// rows of other owners when they take or give up a name the cluster uses, so that a Network
+// blocked by a name conflict is synced again when it goes.
+func (b *Backend) onAdd(table string, row model.Model) {
+	if _, owned := b.ownerOf(row); !owned {
+		b.notifyForeignName(table, row)
+	}
+}
+
+// onUpdate's routerPort looks a router port up in the cache: a router port taken off a router but
 // kept by another router does not change itself, so the router's change is reported for it.
-func (b *Backend) onUpdate(routerPort func(uuid string) *nbdb.LogicalRouterPort, _ string, old, updated model.Model) {
+func (b *Backend) onUpdate(routerPort func(uuid string) *nbdb.LogicalRouterPort, table string, old, updated model.Model) {
 	if o, ok := old.(*nbdb.LogicalRouter); ok {
-		if n, ok := updated.(*nbdb.LogicalRouter); ok && ownedBy(o.ExternalIDs, b.opts.ClusterName) {
-			// The router holds a port per Network: a set, not a scan per port, or every Network
-			// added would cost the square of their number.
-			kept := make(map[string]struct{}, len(n.Ports))
-			for _, uuid := range n.Ports {
-				kept[uuid] = struct{}{}
-			}
-			for _, uuid := range o.Ports {
-				if _, ok := kept[uuid]; ok {
-					continue
-				}
-				// A port that nothing refers to any more is gone, and its deletion is reported.
-				if port := routerPort(uuid); port != nil {
-					if owner, owned := b.ownerOf(port); owned {
-						b.notify(owner)
-					}
-				}
-			}
+		n, ok := updated.(*nbdb.LogicalRouter)
+		if !ok {
+			return
+		}
+		cluster := b.opts.ClusterName
+		if ownedBy(o.ExternalIDs, cluster) || ownedBy(n.ExternalIDs, cluster) {
+			b.onRouterUpdate(routerPort, o, n)
+		}
+		if o.Name != n.Name {
+			b.notifyForeignName(table, old)
+			b.notifyForeignName(table, updated)
 		}
 		return
 	}
 	before, wasOwned := b.ownerOf(old)
 	if wasOwned {
-		b.notify(before)
+		b.notify(backend.Change{Owned: before})
 	}
-	if after, owned := b.ownerOf(updated); owned && (!wasOwned || after != before) {
-		b.notify(after)
+	after, owned := b.ownerOf(updated)
+	if owned && (!wasOwned || after != before) {
+		b.notify(backend.Change{Owned: after})
+	}
+	if !wasOwned && (owned || rowName(old) != rowName(updated)) {
+		b.notifyForeignName(table, old)
+	}
+	if !owned && (wasOwned || rowName(old) != rowName(updated)) {
+		b.notifyForeignName(table, updated)
 	}
 }
 
-func (b *Backend) onDelete(_ string, row model.Model) {
+// onRouterUpdate reports the changes of a router of the cluster: the owners of the ports taken
+// off it, and, when its name or the keys the backend reads on it changed, the owner of one of its
+// ports, whose sync puts them back.
+func (b *Backend) onRouterUpdate(routerPort func(uuid string) *nbdb.LogicalRouterPort, o, n *nbdb.LogicalRouter) {
+	// The router holds a port per Network: a set, not a scan per port, or every Network added
+	// would cost the square of their number.
+	kept := make(map[string]struct{}, len(n.Ports))
+	for _, uuid := range n.Ports {
+		kept[uuid] = struct{}{}
+	}
+	for _, uuid := range o.Ports {
+		if _, ok := kept[uuid]; ok {
+			continue
+		}
+		// A port that nothing refers to any more is gone, and its deletion is reported.
+		if port := routerPort(uuid); port != nil {
+			if owner, owned := b.ownerOf(port); owned {
+				b.notify(backend.Change{Owned: owner})
+			}
+		}
+	}
+	changed := o.Name != n.Name
+	for _, key := range managedRouterExternalIDs {
+		changed = changed || o.ExternalIDs[key] != n.ExternalIDs[key]
+	}
+	if !changed {
+		return
+	}
+	for _, uuid := range n.Ports {
+		if port := routerPort(uuid); port != nil {
+			if owner, owned := b.ownerOf(port); owned {
+				b.notify(backend.Change{Owned: owner})
+				return
+			}
+		}
+	}
+}
+
+func (b *Backend) onDelete(table string, row model.Model) {
 	if owner, owned := b.ownerOf(row); owned {
-		b.notify(owner)
+		b.notify(backend.Change{Owned: owner})
+		return
+	}
+	b.notifyForeignName(table, row)
+}
+
+// notifyForeignName reports a row of another owner whose name is one the cluster uses.
+func (b *Backend) notifyForeignName(table string, row model.Model) {
+	if _, owned := b.ownerOf(row); owned {
+		return
+	}
+	if r, ok := row.(*nbdb.LogicalRouter); ok && ownedBy(r.ExternalIDs, b.opts.ClusterName) {
+		return
+	}
+	if owner, ok := nameOwner(b.opts.ClusterName, table, rowName(row)); ok {
+		b.notify(backend.Change{Owned: owner, Foreign: true})
 	}
 }
 
-func (b *Backend) notify(owner backend.Owned) {
+func (b *Backend) notify(change backend.Change) {
 	if fn := b.onChange.Load(); fn != nil {
-		(*fn)(owner)
+		(*fn)(change)
 	}
+}
+
+// rowName returns the name of a switch, switch port, router or router port.
+func rowName(row model.Model) string {
+	switch r := row.(type) {
+	case *nbdb.LogicalSwitch:
+		return r.Name
+	case *nbdb.LogicalSwitchPort:
+		return r.Name
+	case *nbdb.LogicalRouter:
+		return r.Name
+	case *nbdb.LogicalRouterPort:
+		return r.Name
+	}
+	return ""
 }
 
 // ownerOf returns the Network of a switch, switch port or router port of the cluster.

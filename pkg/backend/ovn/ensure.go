@@ -1,6 +1,7 @@
 package ovn
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -20,8 +21,9 @@ import (
 )
 
 // Ensure makes the northbound database hold the Network's switch, switch port and router port,
-// exactly as desired: it reads the rows from the cache, and writes every difference in one
-// transaction, or nothing when they match. It first creates the cluster router if it is missing.
+// and its namespace's router, exactly as desired: it reads the rows from the cache, and writes
+// every difference in one transaction, or nothing when they match. A name the Network's rows need
+// that a row of another owner holds gives a *backend.NameConflictError, and nothing is written.
 func (b *Backend) Ensure(ctx context.Context, network backend.Network) (backend.Status, error) {
 	logger := klog.FromContext(ctx).WithValues("network", klog.KRef(network.Namespace, network.Name), "uid", network.UID)
 	if err := validateNetwork(network); err != nil {
@@ -33,21 +35,11 @@ func (b *Backend) Ensure(ctx context.Context, network backend.Network) (backend.
 		return status, err
 	}
 
-	_, routerCreated, err := b.ensureRouter(ctx)
-	if err != nil {
-		return status, err
-	}
-	status.Changed = routerCreated
-
 	b.connMu.RLock()
-	obs, err := b.observe(ctx, network.UID, false)
+	obs, err := b.observe(ctx, network.UID, &want, false)
 	if err != nil {
 		b.connMu.RUnlock()
 		return status, err
-	}
-	if obs.Router == nil {
-		b.connMu.RUnlock()
-		return status, fmt.Errorf("the cluster router %s disappeared, try again", RouterName(b.opts.ClusterName))
 	}
 	p := ensurePlan(want, obs)
 	if p.empty() {
@@ -56,7 +48,21 @@ func (b *Backend) Ensure(ctx context.Context, network backend.Network) (backend.
 		logger.V(4).Info("OVN network is up to date", "switch", status.ID)
 		return status, nil
 	}
-	tx, err := b.buildEnsure(network.UID, want, obs.Router.UUID, p)
+	if p.CreateRouter {
+		// The namespace's first Network. Creations of routers are serialised, so that the
+		// Networks of a new namespace synced in parallel do not all try (the guard would fail
+		// all but one of them); then the cache is read again: the router may be there now.
+		b.connMu.RUnlock()
+		b.routerMu.Lock()
+		defer b.routerMu.Unlock()
+		b.connMu.RLock()
+		if obs, err = b.observe(ctx, network.UID, &want, false); err != nil {
+			b.connMu.RUnlock()
+			return status, err
+		}
+		p = ensurePlan(want, obs)
+	}
+	tx, err := b.buildEnsure(network.UID, want, p)
 	b.connMu.RUnlock()
 	if err != nil {
 		return status, fmt.Errorf("building the transaction for network %s/%s: %w", network.Namespace, network.Name, err)
@@ -71,12 +77,15 @@ func (b *Backend) Ensure(ctx context.Context, network backend.Network) (backend.
 	if p.CreateSwitch {
 		status.ID = results[tx.switchInsert].UUID.GoUUID
 	}
+	if p.CreateRouter {
+		logger.Info("Created the namespace's router", "router", want.Router.Name, "uuid", results[tx.routerInsert].UUID.GoUUID)
+	}
 	logger.V(2).Info("Wrote OVN network", "switch", status.ID, "operations", len(tx.ops), "created", p.CreateSwitch)
 
 	// Make a following Ensure or List see what was written.
 	err = b.waitForCache(ctx, func() (bool, error) {
-		obs, err := b.observe(ctx, network.UID, false)
-		if err != nil || obs.Router == nil {
+		obs, err := b.observe(ctx, network.UID, &want, false)
+		if err != nil {
 			return false, err
 		}
 		again := ensurePlan(want, obs)
@@ -89,7 +98,8 @@ func (b *Backend) Ensure(ctx context.Context, network backend.Network) (backend.
 }
 
 // Delete removes the switch, switch port and router port of the Network with the UID, and their
-// references from the cluster router, in one transaction. It succeeds when there is nothing.
+// references from other rows, in one transaction; a router of the cluster left without ports (the
+// namespace's last Network) goes in it too. It succeeds when there is nothing.
 func (b *Backend) Delete(ctx context.Context, uid types.UID) error {
 	logger := klog.FromContext(ctx).WithValues("uid", uid)
 	if uid == "" {
@@ -99,12 +109,13 @@ func (b *Backend) Delete(ctx context.Context, uid types.UID) error {
 		return err
 	}
 	b.connMu.RLock()
-	obs, err := b.observe(ctx, uid, true)
+	obs, err := b.observe(ctx, uid, nil, true)
 	if err != nil || obs.empty() {
 		b.connMu.RUnlock()
 		return err
 	}
-	tx, err := b.buildPlan(deletePlan(obs))
+	p := deletePlan(obs)
+	tx, err := b.buildPlan(p)
 	b.connMu.RUnlock()
 	if err != nil {
 		return fmt.Errorf("building the transaction deleting network %s: %w", uid, err)
@@ -112,9 +123,10 @@ func (b *Backend) Delete(ctx context.Context, uid types.UID) error {
 	if _, err := b.transact(ctx, tx); err != nil {
 		return fmt.Errorf("deleting network %s: %w", uid, err)
 	}
-	logger.V(2).Info("Deleted OVN network", "switches", len(obs.Switches), "switchPorts", len(obs.SwitchPorts), "routerPorts", len(obs.RouterPorts))
+	logger.V(2).Info("Deleted OVN network", "switches", len(obs.Switches), "switchPorts", len(obs.SwitchPorts),
+		"routerPorts", len(obs.RouterPorts), "routers", len(p.DeleteRouters))
 	err = b.waitForCache(ctx, func() (bool, error) {
-		obs, err := b.observe(ctx, uid, false)
+		obs, err := b.observe(ctx, uid, nil, false)
 		return err == nil && obs.empty(), err
 	})
 	if err != nil {
@@ -158,85 +170,92 @@ func (b *Backend) List(ctx context.Context) ([]backend.Owned, error) {
 	return result, nil
 }
 
-// ensureRouter returns the UUID of the cluster router, creating it when it is missing, and
-// whether it created it. Creations are serialised so that parallel calls never create two.
-func (b *Backend) ensureRouter(ctx context.Context) (string, bool, error) {
-	find := func() (*nbdb.LogicalRouter, error) {
-		b.connMu.RLock()
-		defer b.connMu.RUnlock()
-		routers, err := b.clusterRouters(ctx)
-		if err != nil {
-			return nil, err
-		}
-		return pickRouter(routers, RouterName(b.opts.ClusterName)), nil
+// Prune deletes the cluster's routers that have no port: a namespace's router whose ports were
+// removed out of band before its last Network went, or the one router of the layout before
+// routers per namespace, in a cluster that had no Network left. Each deletion fails, and deletes
+// nothing, when the router gained a port meanwhile.
+func (b *Backend) Prune(ctx context.Context) (int, error) {
+	if err := b.Ready(); err != nil {
+		return 0, err
 	}
-	if r, err := find(); err != nil || r != nil {
-		return uuidOf(r), false, err
-	}
-
-	b.routerMu.Lock()
-	defer b.routerMu.Unlock()
-	if r, err := find(); err != nil || r != nil {
-		return uuidOf(r), false, err
-	}
-	logger := klog.FromContext(ctx)
-	want := desiredRouter(b.opts.ClusterName)
 	b.connMu.RLock()
-	tx, err := b.buildRouter(want)
+	var empty []nbdb.LogicalRouter
+	err := b.client.WhereCache(func(r *nbdb.LogicalRouter) bool {
+		return len(r.Ports) == 0 && ownedBy(r.ExternalIDs, b.opts.ClusterName)
+	}).List(ctx, &empty)
+	if err != nil || len(empty) == 0 {
+		b.connMu.RUnlock()
+		return 0, err
+	}
+	var p plan
+	for _, r := range empty {
+		p.DeleteRouters = append(p.DeleteRouters, routerDelete{UUID: r.UUID})
+	}
+	tx, err := b.buildPlan(p)
 	b.connMu.RUnlock()
 	if err != nil {
-		return "", false, fmt.Errorf("building the transaction creating the cluster router: %w", err)
+		return 0, fmt.Errorf("building the transaction deleting unused routers: %w", err)
 	}
-	results, err := b.transact(ctx, tx)
-	if errors.Is(err, ErrConflict) {
-		// Another client (another replica of the controller) created it first: use that one once
-		// the cache has it.
-		var uuid string
-		err = b.waitForCache(ctx, func() (bool, error) {
-			r, err := find()
-			uuid = uuidOf(r)
-			return r != nil, err
-		})
-		if err != nil {
-			return "", false, fmt.Errorf("waiting for the cache to show the cluster router created by another client: %w", err)
-		}
-		return uuid, false, nil
+	if _, err := b.transact(ctx, tx); err != nil {
+		return 0, fmt.Errorf("deleting unused routers: %w", err)
 	}
-	if err != nil {
-		return "", false, fmt.Errorf("creating the cluster router %s: %w", want.Name, err)
+	for _, r := range empty {
+		b.logger.Info("Deleted a router no Network uses", "router", r.Name, "uuid", r.UUID)
 	}
-	uuid := results[tx.routerInsert].UUID.GoUUID
-	logger.Info("Created the cluster router", "router", want.Name, "uuid", uuid)
-	err = b.waitForCache(ctx, func() (bool, error) {
-		r, err := find()
-		return r != nil && r.UUID == uuid, err
-	})
-	if err != nil {
-		return "", false, fmt.Errorf("waiting for the cache to show the cluster router: %w", err)
-	}
-	return uuid, true, nil
+	return len(empty), nil
 }
 
-func uuidOf(r *nbdb.LogicalRouter) string {
-	if r == nil {
-		return ""
-	}
-	return r.UUID
-}
-
-// clusterRouters returns the cluster's routers with the cluster-router role. The caller holds
+// findRouter returns the namespace's router, or nil when it has none. It is the router named
+// RouterName whose external_ids say so; failing that, a router of that name that is the cluster's
+// by its owner key or by the cluster's router ports of the namespace on it, whose keys Ensure then
+// puts back (so that a router whose keys were changed out of band is repaired, not replaced). A
+// router of that name that is none of these gives a *backend.NameConflictError. The caller holds
 // connMu for reading.
-func (b *Backend) clusterRouters(ctx context.Context) ([]nbdb.LogicalRouter, error) {
+func (b *Backend) findRouter(ctx context.Context, namespace string) (*nbdb.LogicalRouter, error) {
+	cluster := b.opts.ClusterName
+	name := RouterName(cluster, namespace)
 	var routers []nbdb.LogicalRouter
 	m := &nbdb.LogicalRouter{}
-	err := b.client.WhereAll(m,
-		model.Condition{Field: &m.ExternalIDs, Function: ovsdb.ConditionIncludes, Value: map[string]string{RoleKey: RoleClusterRouter}},
-		model.Condition{Field: &m.ExternalIDs, Function: ovsdb.ConditionIncludes, Value: map[string]string{OwnerKey: b.opts.ClusterName}},
-	).List(ctx, &routers)
-	if err != nil {
+	if err := b.client.WhereAll(m, model.Condition{Field: &m.Name, Function: ovsdb.ConditionEqual, Value: name}).List(ctx, &routers); err != nil {
 		return nil, fmt.Errorf("listing logical routers from the cache: %w", err)
 	}
-	return routers, nil
+	sortByUUID(routers, func(r *nbdb.LogicalRouter) string { return r.UUID })
+	var keyed, evident *nbdb.LogicalRouter
+	for i := range routers {
+		r := &routers[i]
+		ids := r.ExternalIDs
+		switch {
+		case ownedBy(ids, cluster) && ids[RoleKey] == RoleClusterRouter:
+			// The old layout's router (namespace "router" has its name): never used.
+		case ownedBy(ids, cluster) && ids[RoleKey] == RoleNamespaceRouter && ids[NamespaceKey] == namespace:
+			if keyed == nil {
+				keyed = r
+			}
+		case ownedBy(ids, cluster) || b.holdsPortsOf(r, namespace):
+			if evident == nil {
+				evident = r
+			}
+		default:
+			return nil, &backend.NameConflictError{Kind: "logical router", Name: name, ID: r.UUID, Owner: ownerText(ids)}
+		}
+	}
+	return cmp.Or(keyed, evident), nil
+}
+
+// holdsPortsOf reports whether one of the router's ports is a router port of the cluster for a
+// Network of the namespace. The caller holds connMu for reading.
+func (b *Backend) holdsPortsOf(r *nbdb.LogicalRouter, namespace string) bool {
+	table := b.client.Cache().Table(nbdb.LogicalRouterPortTable)
+	if table == nil {
+		return false
+	}
+	for _, uuid := range r.Ports {
+		if port, ok := table.Row(uuid).(*nbdb.LogicalRouterPort); ok &&
+			ownedUID(port.ExternalIDs, b.opts.ClusterName) != "" && port.ExternalIDs[NamespaceKey] == namespace {
+			return true
+		}
+	}
+	return false
 }
 
 // ownedByUID selects the rows of m's table that the cluster owns for the UID. The first condition
@@ -250,20 +269,19 @@ func (b *Backend) ownedByUID(m model.Model, externalIDs *map[string]string, uid 
 }
 
 // observe reads from the cache the cluster's rows for the UID, and the rows that refer to them.
+// For Ensure (want not nil) it also finds the namespace's router and the rows that hold the names
+// of want's rows: the cluster's switches of other UIDs under the switch's name are StaleSwitches,
+// the cluster's ports under the ports' names (which hold the UID) are taken as the UID's, and a
+// row of another owner under any of the names gives a *backend.NameConflictError.
+//
 // Finding the other switches and routers that refer to the ports takes a scan of their tables, so
 // unless full is set it is only done when a port is not referred to by the UID's switches or by
-// the cluster router (non-root rows that nothing refers to do not exist, so someone else refers to
-// it then); a port that is on its own switch or router and also on another one is missed. The
-// caller holds connMu for reading.
-func (b *Backend) observe(ctx context.Context, uid types.UID, full bool) (observed, error) {
+// the namespace's router (non-root rows that nothing refers to do not exist, so someone else
+// refers to it then); a port that is on its own switch or router and also on another one is
+// missed. The caller holds connMu for reading.
+func (b *Backend) observe(ctx context.Context, uid types.UID, want *desiredState, full bool) (observed, error) {
 	cluster := b.opts.ClusterName
-	var obs observed
-
-	routers, err := b.clusterRouters(ctx)
-	if err != nil {
-		return obs, err
-	}
-	obs.Router = pickRouter(routers, RouterName(cluster))
+	obs := observed{cluster: cluster}
 
 	ls, lsp, lrp := &nbdb.LogicalSwitch{}, &nbdb.LogicalSwitchPort{}, &nbdb.LogicalRouterPort{}
 	if err := b.ownedByUID(ls, &ls.ExternalIDs, uid).List(ctx, &obs.Switches); err != nil {
@@ -275,14 +293,26 @@ func (b *Backend) observe(ctx context.Context, uid types.UID, full bool) (observ
 	if err := b.ownedByUID(lrp, &lrp.ExternalIDs, uid).List(ctx, &obs.RouterPorts); err != nil {
 		return obs, fmt.Errorf("listing logical router ports from the cache: %w", err)
 	}
+	if want != nil {
+		router, err := b.findRouter(ctx, want.Router.ExternalIDs[NamespaceKey])
+		if err != nil {
+			return obs, err
+		}
+		obs.Router = router
+		if err := b.observeNames(ctx, *want, &obs); err != nil {
+			return obs, err
+		}
+	}
 
+	stale := uuidSet(obs.StaleSwitches, func(r *nbdb.LogicalSwitch) string { return r.UUID })
 	onSwitch := func(r *nbdb.LogicalSwitchPort) bool {
 		return slices.ContainsFunc(obs.Switches, func(s nbdb.LogicalSwitch) bool { return slices.Contains(s.Ports, r.UUID) })
 	}
 	if len(obs.SwitchPorts) > 0 && (full || !all(obs.SwitchPorts, onSwitch)) {
 		ports := uuidSet(obs.SwitchPorts, func(r *nbdb.LogicalSwitchPort) string { return r.UUID })
 		err := b.client.WhereCache(func(r *nbdb.LogicalSwitch) bool {
-			return ownedBy(r.ExternalIDs, cluster) && ownedUID(r.ExternalIDs, cluster) != uid && containsAny(r.Ports, ports)
+			_, isStale := stale[r.UUID]
+			return !isStale && ownedUID(r.ExternalIDs, cluster) != uid && containsAny(r.Ports, ports)
 		}).List(ctx, &obs.PortSwitches)
 		if err != nil {
 			return obs, fmt.Errorf("listing logical switches from the cache: %w", err)
@@ -295,7 +325,7 @@ func (b *Backend) observe(ctx context.Context, uid types.UID, full bool) (observ
 	if len(obs.RouterPorts) > 0 && (full || !all(obs.RouterPorts, onRouter)) {
 		ports := uuidSet(obs.RouterPorts, func(r *nbdb.LogicalRouterPort) string { return r.UUID })
 		err := b.client.WhereCache(func(r *nbdb.LogicalRouter) bool {
-			return ownedBy(r.ExternalIDs, cluster) && (obs.Router == nil || r.UUID != obs.Router.UUID) && containsAny(r.Ports, ports)
+			return (obs.Router == nil || r.UUID != obs.Router.UUID) && containsAny(r.Ports, ports)
 		}).List(ctx, &obs.PortRouters)
 		if err != nil {
 			return obs, fmt.Errorf("listing logical routers from the cache: %w", err)
@@ -305,9 +335,62 @@ func (b *Backend) observe(ctx context.Context, uid types.UID, full bool) (observ
 	sortByUUID(obs.Switches, func(r *nbdb.LogicalSwitch) string { return r.UUID })
 	sortByUUID(obs.SwitchPorts, func(r *nbdb.LogicalSwitchPort) string { return r.UUID })
 	sortByUUID(obs.RouterPorts, func(r *nbdb.LogicalRouterPort) string { return r.UUID })
+	sortByUUID(obs.StaleSwitches, func(r *nbdb.LogicalSwitch) string { return r.UUID })
 	sortByUUID(obs.PortSwitches, func(r *nbdb.LogicalSwitch) string { return r.UUID })
 	sortByUUID(obs.PortRouters, func(r *nbdb.LogicalRouter) string { return r.UUID })
 	return obs, nil
+}
+
+// observeNames looks up the rows that hold the names of want's switch and ports (by index: the
+// client's on switch names, the schema's on port names). The caller holds connMu for reading.
+func (b *Backend) observeNames(ctx context.Context, want desiredState, obs *observed) error {
+	cluster := b.opts.ClusterName
+	var switches []nbdb.LogicalSwitch
+	ls := &nbdb.LogicalSwitch{}
+	if err := b.client.WhereAll(ls, model.Condition{Field: &ls.Name, Function: ovsdb.ConditionEqual, Value: want.Switch.Name}).List(ctx, &switches); err != nil {
+		return fmt.Errorf("listing logical switches from the cache: %w", err)
+	}
+	for _, r := range switches {
+		switch {
+		case slices.ContainsFunc(obs.Switches, func(s nbdb.LogicalSwitch) bool { return s.UUID == r.UUID }):
+		case ownedBy(r.ExternalIDs, cluster):
+			obs.StaleSwitches = append(obs.StaleSwitches, r)
+		default:
+			return &backend.NameConflictError{Kind: "logical switch", Name: r.Name, ID: r.UUID, Owner: ownerText(r.ExternalIDs)}
+		}
+	}
+
+	var switchPorts []nbdb.LogicalSwitchPort
+	lsp := &nbdb.LogicalSwitchPort{}
+	if err := b.client.WhereAll(lsp, model.Condition{Field: &lsp.Name, Function: ovsdb.ConditionEqual, Value: want.SwitchPort.Name}).List(ctx, &switchPorts); err != nil {
+		return fmt.Errorf("listing logical switch ports from the cache: %w", err)
+	}
+	for _, r := range switchPorts {
+		switch {
+		case slices.ContainsFunc(obs.SwitchPorts, func(s nbdb.LogicalSwitchPort) bool { return s.UUID == r.UUID }):
+		case ownedBy(r.ExternalIDs, cluster):
+			// The name holds the UID: the port is the UID's, whatever its other keys say.
+			obs.SwitchPorts = append(obs.SwitchPorts, r)
+		default:
+			return &backend.NameConflictError{Kind: "logical switch port", Name: r.Name, ID: r.UUID, Owner: ownerText(r.ExternalIDs)}
+		}
+	}
+
+	var routerPorts []nbdb.LogicalRouterPort
+	lrp := &nbdb.LogicalRouterPort{}
+	if err := b.client.WhereAll(lrp, model.Condition{Field: &lrp.Name, Function: ovsdb.ConditionEqual, Value: want.RouterPort.Name}).List(ctx, &routerPorts); err != nil {
+		return fmt.Errorf("listing logical router ports from the cache: %w", err)
+	}
+	for _, r := range routerPorts {
+		switch {
+		case slices.ContainsFunc(obs.RouterPorts, func(s nbdb.LogicalRouterPort) bool { return s.UUID == r.UUID }):
+		case ownedBy(r.ExternalIDs, cluster):
+			obs.RouterPorts = append(obs.RouterPorts, r)
+		default:
+			return &backend.NameConflictError{Kind: "logical router port", Name: r.Name, ID: r.UUID, Owner: ownerText(r.ExternalIDs)}
+		}
+	}
+	return nil
 }
 
 // all reports whether f is true for all rows.
@@ -340,8 +423,10 @@ func containsAny(list []string, set map[string]struct{}) bool {
 // transaction is a list of operations and what the backend needs to know about them.
 type transaction struct {
 	ops []ovsdb.Operation
-	// guards are the indexes of the wait operations that fail when a row to be inserted exists.
-	guards []int
+	// guards are the wait operations that fail when the database is not as the cache showed it
+	// (a row to be inserted exists, a router to be deleted has ports), by index, with what a
+	// failure means.
+	guards map[int]string
 	// single are the indexes of the operations that must change exactly one row (the rows the
 	// plan keeps); a count of zero means that the row went away since the cache was read.
 	single []int
@@ -350,7 +435,7 @@ type transaction struct {
 }
 
 func newTransaction() *transaction {
-	return &transaction{switchInsert: -1, routerInsert: -1}
+	return &transaction{guards: map[int]string{}, switchInsert: -1, routerInsert: -1}
 }
 
 func (t *transaction) add(ops []ovsdb.Operation, err error) error {
@@ -359,6 +444,21 @@ func (t *transaction) add(ops []ovsdb.Operation, err error) error {
 	}
 	t.ops = append(t.ops, ops...)
 	return nil
+}
+
+// addGuard returns a function that adds wait operations that fail the transaction when the
+// database is not as expected; meaning says what a failure means.
+func (t *transaction) addGuard(meaning string) func([]ovsdb.Operation, error) error {
+	return func(ops []ovsdb.Operation, err error) error {
+		if err != nil {
+			return err
+		}
+		for _, op := range ops {
+			t.guards[len(t.ops)] = meaning
+			t.ops = append(t.ops, op)
+		}
+		return nil
+	}
 }
 
 // addSingle adds operations that must each change one row.
@@ -374,8 +474,8 @@ func (t *transaction) addSingle(ops []ovsdb.Operation, err error) error {
 	return nil
 }
 
-// transact runs the operations and checks their results. Operation errors of the guards become
-// ErrConflict; a lost connection wraps backend.ErrNotReady.
+// transact runs the operations and checks their results. A failed guard, or a row that the plan
+// keeps and that went away, wraps ErrConflict; a lost connection wraps backend.ErrNotReady.
 func (b *Backend) transact(ctx context.Context, tx *transaction) ([]ovsdb.OperationResult, error) {
 	// libovsdb holds a read lock on its connection during Transact, and Disconnect waits for it, so
 	// a transaction that never gets an answer must not last forever.
@@ -392,8 +492,11 @@ func (b *Backend) transact(ctx context.Context, tx *transaction) ([]ovsdb.Operat
 	if err != nil {
 		for _, opErr := range opErrs {
 			var timedOut *ovsdb.TimedOut
-			if errors.As(opErr, &timedOut) && slices.Contains(tx.guards, operationIndex(tx.ops, opErr.Operation())) {
-				return nil, fmt.Errorf("%w: a row it was creating exists already (%s %v)", ErrConflict, opErr.Operation().Table, opErr.Operation().Where)
+			if !errors.As(opErr, &timedOut) {
+				continue
+			}
+			if meaning, ok := tx.guards[operationIndex(tx.ops, opErr.Operation())]; ok {
+				return nil, fmt.Errorf("%w: %s (%s %v)", ErrConflict, meaning, opErr.Operation().Table, opErr.Operation().Where)
 			}
 		}
 		if len(opErrs) > 0 {
@@ -407,7 +510,8 @@ func (b *Backend) transact(ctx context.Context, tx *transaction) ([]ovsdb.Operat
 	for _, i := range tx.single {
 		if results[i].Count != 1 {
 			op := tx.ops[i]
-			return nil, fmt.Errorf("the %s row of the operation %s %v changed %d rows instead of one; it was deleted meanwhile, try again", op.Table, op.Op, op.Where, results[i].Count)
+			return nil, fmt.Errorf("%w: the %s row of the operation %s %v changed %d rows instead of one; it was deleted meanwhile",
+				ErrConflict, op.Table, op.Op, op.Where, results[i].Count)
 		}
 	}
 	return results, nil
@@ -460,45 +564,68 @@ func (b *Backend) waitForCache(ctx context.Context, done func() (bool, error)) e
 // Building transactions from plans. The caller holds connMu for reading, because the libovsdb API
 // objects used here are replaced on reconnection.
 
-// guard returns a wait operation that fails the transaction at once when the cluster has a row
-// named name for the UID in table m. OVSDB's natural form, "until == with no rows", cannot be sent
-// through libovsdb, which drops an empty "rows" that ovsdb-server requires; so the wait is "until
-// the rows with that name are not exactly {name}", which with a timeout of 0 fails when there are
-// any.
-func guard[T any](c client.Client, m *T, name *string, externalIDs *map[string]string, uid types.UID, cluster string, value string) ([]ovsdb.Operation, error) {
+// nameFree returns a wait operation that fails the transaction at once when a row of m's table has
+// the name (conds narrow the rows that count). OVSDB's natural form, "until == with no rows",
+// cannot be sent through libovsdb, which drops an empty "rows" that ovsdb-server requires; so the
+// wait is "until the rows with that name are not exactly {name}", which with a timeout of 0 fails
+// when there are any.
+func nameFree[T any](c client.Client, m *T, name *string, value string, conds ...model.Condition) ([]ovsdb.Operation, error) {
 	timeout := 0
 	*name = value
 	// libovsdb evaluates the conditions on its cache too (it replaces them by the UUIDs of the rows
-	// it finds there); separate includes conditions let it use its index on the UID key.
-	return c.WhereAll(m,
-		model.Condition{Field: externalIDs, Function: ovsdb.ConditionIncludes, Value: map[string]string{UIDKey: string(uid)}},
-		model.Condition{Field: externalIDs, Function: ovsdb.ConditionIncludes, Value: map[string]string{OwnerKey: cluster}},
-		model.Condition{Field: name, Function: ovsdb.ConditionEqual, Value: value},
-	).Wait(ovsdb.WaitConditionNotEqual, &timeout, m, name)
+	// it finds there, when it finds any); the name condition uses an index.
+	conds = append([]model.Condition{{Field: name, Function: ovsdb.ConditionEqual, Value: value}}, conds...)
+	return c.WhereAll(m, conds...).Wait(ovsdb.WaitConditionNotEqual, &timeout, m, name)
+}
+
+// portsAre returns a wait operation that fails the transaction at once unless the router with the
+// UUID exists and has exactly the ports.
+func portsAre(c client.Client, uuid string, ports []string) ([]ovsdb.Operation, error) {
+	timeout := 0
+	m := &nbdb.LogicalRouter{UUID: uuid, Ports: ports}
+	if m.Ports == nil {
+		m.Ports = []string{}
+	}
+	return byUUID(c, m, &m.UUID, uuid).Wait(ovsdb.WaitConditionEqual, &timeout, m, &m.Ports)
 }
 
 // buildEnsure turns an Ensure plan into operations, with guards for the rows it inserts.
-func (b *Backend) buildEnsure(uid types.UID, want desiredState, router string, p plan) (*transaction, error) {
-	c, cluster := b.client, b.opts.ClusterName
+func (b *Backend) buildEnsure(uid types.UID, want desiredState, p plan) (*transaction, error) {
+	c := b.client
 	tx := newTransaction()
-	if p.CreateSwitch {
+	// The rows of the cluster that hold the switch's name for another UID go first, so that the
+	// guard below sees the name free of them.
+	for _, uuid := range p.ReplaceSwitches {
 		m := &nbdb.LogicalSwitch{}
-		tx.guards = append(tx.guards, len(tx.ops))
-		if err := tx.add(guard(c, m, &m.Name, &m.ExternalIDs, uid, cluster, want.Switch.Name)); err != nil {
+		if err := tx.add(byUUID(c, m, &m.UUID, uuid).Delete()); err != nil {
+			return nil, fmt.Errorf("deleting a logical switch: %w", err)
+		}
+	}
+	if p.CreateRouter {
+		// Any router of that name but the old layout's: of another owner, or created meanwhile.
+		m := &nbdb.LogicalRouter{}
+		if err := tx.addGuard("a router of that name exists already")(nameFree(c, m, &m.Name, want.Router.Name,
+			model.Condition{Field: &m.ExternalIDs, Function: ovsdb.ConditionExcludes, Value: map[string]string{RoleKey: RoleClusterRouter}})); err != nil {
 			return nil, err
 		}
 	}
+	if p.CreateSwitch {
+		m := &nbdb.LogicalSwitch{}
+		if err := tx.addGuard("a switch of that name exists already")(nameFree(c, m, &m.Name, want.Switch.Name)); err != nil {
+			return nil, err
+		}
+	}
+	// Port names are unique in the schema: a second port of a name fails the commit anyway; the
+	// guards say why.
 	if p.CreateSwitchPort {
 		m := &nbdb.LogicalSwitchPort{}
-		tx.guards = append(tx.guards, len(tx.ops))
-		if err := tx.add(guard(c, m, &m.Name, &m.ExternalIDs, uid, cluster, want.SwitchPort.Name)); err != nil {
+		if err := tx.addGuard("a switch port of that name exists already")(nameFree(c, m, &m.Name, want.SwitchPort.Name)); err != nil {
 			return nil, err
 		}
 	}
 	if p.CreateRouterPort {
 		m := &nbdb.LogicalRouterPort{}
-		tx.guards = append(tx.guards, len(tx.ops))
-		if err := tx.add(guard(c, m, &m.Name, &m.ExternalIDs, uid, cluster, want.RouterPort.Name)); err != nil {
+		if err := tx.addGuard("a router port of that name exists already")(nameFree(c, m, &m.Name, want.RouterPort.Name)); err != nil {
 			return nil, err
 		}
 	}
@@ -529,7 +656,19 @@ func (b *Backend) buildEnsure(uid types.UID, want desiredState, router string, p
 			return nil, err
 		}
 	}
-	if err := b.addPatches(tx, want, router, p); err != nil {
+	if p.CreateRouter {
+		m := want.Router.CloneModel().(*nbdb.LogicalRouter)
+		m.UUID = namedRouter
+		m.Ports = []string{namedRouterPort}
+		if !p.CreateRouterPort {
+			m.Ports = []string{p.RouterPort}
+		}
+		tx.routerInsert = len(tx.ops)
+		if err := tx.add(c.Create(m)); err != nil {
+			return nil, err
+		}
+	}
+	if err := b.addPatches(tx, want, p); err != nil {
 		return nil, err
 	}
 	return tx, nil
@@ -538,13 +677,13 @@ func (b *Backend) buildEnsure(uid types.UID, want desiredState, router string, p
 // buildPlan turns a plan that only patches, detaches and deletes into operations.
 func (b *Backend) buildPlan(p plan) (*transaction, error) {
 	tx := newTransaction()
-	if err := b.addPatches(tx, desiredState{}, "", p); err != nil {
+	if err := b.addPatches(tx, desiredState{}, p); err != nil {
 		return nil, err
 	}
 	return tx, nil
 }
 
-func (b *Backend) addPatches(tx *transaction, want desiredState, router string, p plan) error {
+func (b *Backend) addPatches(tx *transaction, want desiredState, p plan) error {
 	c := b.client
 	if !p.SwitchPatch.empty() {
 		m := want.Switch.CloneModel().(*nbdb.LogicalSwitch)
@@ -575,9 +714,10 @@ func (b *Backend) addPatches(tx *transaction, want desiredState, router string, 
 		}
 	}
 	if !p.RouterPatch.empty() {
-		m := &nbdb.LogicalRouter{UUID: router}
-		if err := addRowPatch(tx, c, m, &m.UUID, p.RouterPatch, nil, &m.Ports); err != nil {
-			return fmt.Errorf("patching the cluster router: %w", err)
+		m := want.Router.CloneModel().(*nbdb.LogicalRouter)
+		m.UUID = p.Router
+		if err := addRowPatch(tx, c, m, &m.UUID, p.RouterPatch, map[string]any{columnExternalIDs: &m.ExternalIDs}, &m.Ports); err != nil {
+			return fmt.Errorf("patching the namespace's router: %w", err)
 		}
 	}
 	for _, ref := range p.DetachSwitchPorts {
@@ -592,6 +732,15 @@ func (b *Backend) addPatches(tx *transaction, want desiredState, router string, 
 		err := tx.add(byUUID(c, m, &m.UUID, m.UUID).Mutate(m, model.Mutation{Field: &m.Ports, Mutator: ovsdb.MutateOperationDelete, Value: []string{ref.Port}}))
 		if err != nil {
 			return fmt.Errorf("detaching a logical router port: %w", err)
+		}
+	}
+	for _, r := range p.DeleteRouters {
+		if err := tx.addGuard("a router left without ports gained one meanwhile")(portsAre(c, r.UUID, r.Ports)); err != nil {
+			return fmt.Errorf("guarding the deletion of a router: %w", err)
+		}
+		m := &nbdb.LogicalRouter{}
+		if err := tx.add(byUUID(c, m, &m.UUID, r.UUID).Delete()); err != nil {
+			return fmt.Errorf("deleting a logical router: %w", err)
 		}
 	}
 	for _, uuid := range p.DeleteSwitches {
@@ -665,28 +814,4 @@ func addRowPatch(tx *transaction, c client.Client, m model.Model, uuid *string, 
 // there, which could select another row.
 func byUUID(c client.Client, m model.Model, uuidField *string, uuid string) client.ConditionalAPI {
 	return c.WhereAll(m, model.Condition{Field: uuidField, Function: ovsdb.ConditionEqual, Value: uuid})
-}
-
-// buildRouter returns the guarded insert of the cluster router.
-func (b *Backend) buildRouter(want nbdb.LogicalRouter) (*transaction, error) {
-	c := b.client
-	tx := newTransaction()
-	timeout := 0
-	g := &nbdb.LogicalRouter{Name: want.Name}
-	tx.guards = append(tx.guards, len(tx.ops))
-	err := tx.add(c.WhereAll(g,
-		model.Condition{Field: &g.ExternalIDs, Function: ovsdb.ConditionIncludes, Value: map[string]string{RoleKey: RoleClusterRouter}},
-		model.Condition{Field: &g.ExternalIDs, Function: ovsdb.ConditionIncludes, Value: map[string]string{OwnerKey: b.opts.ClusterName}},
-		model.Condition{Field: &g.Name, Function: ovsdb.ConditionEqual, Value: want.Name},
-	).Wait(ovsdb.WaitConditionNotEqual, &timeout, g, &g.Name))
-	if err != nil {
-		return nil, err
-	}
-	m := want.CloneModel().(*nbdb.LogicalRouter)
-	m.UUID = namedRouter
-	tx.routerInsert = len(tx.ops)
-	if err := tx.add(c.Create(m)); err != nil {
-		return nil, err
-	}
-	return tx, nil
 }

@@ -4,8 +4,12 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"net"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/samplecrd/samplecrd-controller/pkg/backend"
+	"github.com/samplecrd/samplecrd-controller/pkg/backend/ovn/nbdb"
 )
 
 // BackendType is what Type returns and what Ensure reports in Status.Type.
@@ -30,8 +34,14 @@ const (
 	RoleKey = "samplecrd.k8s.io/role"
 )
 
-// RoleClusterRouter is the RoleKey value of the cluster's logical router.
-const RoleClusterRouter = "cluster-router"
+// RoleKey values.
+const (
+	// RoleNamespaceRouter marks the logical router of one namespace, named in NamespaceKey.
+	RoleNamespaceRouter = "namespace-router"
+	// RoleClusterRouter marked the one logical router of the cluster in the layout before routers
+	// per namespace. Such a router is never used; it is removed once no port is left on it.
+	RoleClusterRouter = "cluster-router"
+)
 
 // Keys of Logical_Switch other_config for OVN's native IPAM, and of Logical_Switch_Port options.
 const (
@@ -57,15 +67,61 @@ const (
 // it wants and removes the others, and leaves keys written by anyone else alone.
 var managedExternalIDs = []string{OwnerKey, NamespaceKey, NameKey, UIDKey, CIDRKey, GatewayKey, RoleKey}
 
+// Prefixes of the names of a cluster's switch ports and router ports; the UID follows.
+func switchPortPrefix(cluster string) string { return cluster + ".lsp." }
+func routerPortPrefix(cluster string) string { return cluster + ".lrp." }
+
+// nameOwner returns what a row's name tells of the Network it would belong to, when the name is
+// one the cluster uses: the UID for ports, the namespace and name for switches, the namespace for
+// routers. table is the row's table.
+func nameOwner(cluster, table, name string) (backend.Owned, bool) {
+	rest, ok := strings.CutPrefix(name, cluster+".")
+	if !ok || rest == "" {
+		return backend.Owned{}, false
+	}
+	var owner backend.Owned
+	switch table {
+	case nbdb.LogicalSwitchPortTable:
+		uid, _ := strings.CutPrefix(name, switchPortPrefix(cluster))
+		owner.UID = types.UID(uid)
+		ok = uid != name && uid != ""
+	case nbdb.LogicalRouterPortTable:
+		uid, _ := strings.CutPrefix(name, routerPortPrefix(cluster))
+		owner.UID = types.UID(uid)
+		ok = uid != name && uid != ""
+	case nbdb.LogicalSwitchTable:
+		owner.Namespace, owner.Name, ok = strings.Cut(rest, ".")
+		ok = ok && owner.Namespace != "" && owner.Name != ""
+	case nbdb.LogicalRouterTable:
+		owner.Namespace = rest
+		ok = !strings.Contains(rest, ".")
+	default:
+		ok = false
+	}
+	if !ok {
+		return backend.Owned{}, false
+	}
+	return owner, true
+}
+
+// ownerText describes who a row belongs to, from its external_ids, for a NameConflictError.
+func ownerText(externalIDs map[string]string) string {
+	if owner, ok := externalIDs[OwnerKey]; ok {
+		return fmt.Sprintf("owner %q", owner)
+	}
+	return "no " + OwnerKey + " external_id"
+}
+
 // managedOtherConfig are the Logical_Switch other_config keys the backend owns.
 var managedOtherConfig = []string{SubnetKey, ExcludeIPsKey, IPv6PrefixKey}
 
 // managedOptions are the Logical_Switch_Port options keys the backend owns.
 var managedOptions = []string{RouterPortKey}
 
-// RouterName is the name of the cluster's logical router.
-func RouterName(cluster string) string {
-	return cluster + ".router"
+// RouterName is the name of the logical router of a namespace. A namespace name has no dots, so
+// that it is never the name of a switch (SwitchName has one more component).
+func RouterName(cluster, namespace string) string {
+	return cluster + "." + namespace
 }
 
 // SwitchName is the name of the logical switch of the Network namespace/name.
@@ -73,15 +129,15 @@ func SwitchName(cluster, namespace, name string) string {
 	return cluster + "." + namespace + "." + name
 }
 
-// SwitchPortName is the name of the logical switch port that connects the Network's switch to the
-// cluster router.
+// SwitchPortName is the name of the logical switch port that connects the Network's switch to its
+// namespace's router.
 func SwitchPortName(cluster string, uid types.UID) string {
-	return cluster + ".lsp." + string(uid)
+	return switchPortPrefix(cluster) + string(uid)
 }
 
-// RouterPortName is the name of the cluster router's port on the Network's switch.
+// RouterPortName is the name of the router port on the Network's switch.
 func RouterPortName(cluster string, uid types.UID) string {
-	return cluster + ".lrp." + string(uid)
+	return routerPortPrefix(cluster) + string(uid)
 }
 
 // RouterPortMAC is the Ethernet address of the router port of the Network with the UID: 0a

@@ -33,11 +33,14 @@ const (
 
 // desiredState is the rows one Network should have, without UUIDs and references between them.
 type desiredState struct {
+	// Router is the namespace's router, without ports: Ensure adds the router port to whatever
+	// ports it has.
+	Router nbdb.LogicalRouter
 	// Switch has no ports: Ensure adds the switch port to whatever ports the switch has.
 	Switch nbdb.LogicalSwitch
 	// SwitchPort connects the switch to RouterPort.
 	SwitchPort nbdb.LogicalSwitchPort
-	// RouterPort is the port of the cluster router on the switch.
+	// RouterPort is the port of the namespace's router on the switch.
 	RouterPort nbdb.LogicalRouterPort
 }
 
@@ -75,14 +78,18 @@ func desiredRows(cluster string, network backend.Network) desiredState {
 		return m
 	}
 	otherConfig := map[string]string{}
-	if network.CIDR.Addr().Is4() {
+	switch {
+	case network.CIDR.Addr().Is4():
 		otherConfig[SubnetKey] = network.CIDR.String()
 		otherConfig[ExcludeIPsKey] = network.Gateway.String()
-	} else {
+	case network.CIDR.Bits() == 64:
+		// ovn-nb(5): "a /64 IPv6 prefix", written as its address ("fd00:1::"). OVN's dynamic
+		// IPv6 addresses are EUI-64, so other prefix lengths get no native IPAM setting.
 		otherConfig[IPv6PrefixKey] = network.CIDR.Addr().String()
 	}
 	routerPort := RouterPortName(cluster, network.UID)
 	return desiredState{
+		Router: desiredRouter(cluster, network.Namespace),
 		Switch: nbdb.LogicalSwitch{
 			Name:        SwitchName(cluster, network.Namespace, network.Name),
 			OtherConfig: otherConfig,
@@ -104,27 +111,36 @@ func desiredRows(cluster string, network backend.Network) desiredState {
 	}
 }
 
-// desiredRouter returns the cluster's router row, without ports.
-func desiredRouter(cluster string) nbdb.LogicalRouter {
+// desiredRouter returns the router row of a namespace, without ports.
+func desiredRouter(cluster, namespace string) nbdb.LogicalRouter {
 	return nbdb.LogicalRouter{
-		Name:        RouterName(cluster),
-		ExternalIDs: map[string]string{OwnerKey: cluster, RoleKey: RoleClusterRouter},
+		Name:        RouterName(cluster, namespace),
+		ExternalIDs: map[string]string{OwnerKey: cluster, RoleKey: RoleNamespaceRouter, NamespaceKey: namespace},
 	}
 }
 
+// managedRouterExternalIDs are the external_ids keys the backend owns on a router.
+var managedRouterExternalIDs = []string{OwnerKey, RoleKey, NamespaceKey}
+
 // observed is what the cache holds for one Network UID of the cluster.
 type observed struct {
-	// Router is the cluster router, nil when there is none.
+	// Router is the namespace's router, nil when there is none (and always for Delete).
 	Router *nbdb.LogicalRouter
 	// Switches, SwitchPorts and RouterPorts are the cluster's rows with the UID, by UUID.
 	Switches    []nbdb.LogicalSwitch
 	SwitchPorts []nbdb.LogicalSwitchPort
 	RouterPorts []nbdb.LogicalRouterPort
-	// PortSwitches are the cluster's switches of other UIDs whose ports include one of SwitchPorts.
+	// StaleSwitches are the cluster's switches under the Network's switch name that were written
+	// for another UID (or none): a Network deleted and created again under the name, or a row
+	// changed out of band. Ensure replaces them.
+	StaleSwitches []nbdb.LogicalSwitch
+	// PortSwitches are the switches other than Switches and StaleSwitches whose ports include
+	// one of SwitchPorts.
 	PortSwitches []nbdb.LogicalSwitch
-	// PortRouters are the cluster's routers other than Router whose ports include one of
-	// RouterPorts.
+	// PortRouters are the routers other than Router whose ports include one of RouterPorts.
 	PortRouters []nbdb.LogicalRouter
+	// cluster is the cluster name, to tell which of PortRouters are the cluster's.
+	cluster string
 }
 
 // empty reports whether the cluster has no row with the UID.
@@ -139,6 +155,14 @@ type mapPatch struct {
 	Delete []string
 	// Insert are keys to add with their values.
 	Insert map[string]string
+}
+
+// routerDelete is a router of the cluster to delete because the plan takes its last ports away.
+// Ports are the ports it has in the cache: the transaction fails, and changes nothing, when it
+// has others by then (a Network of the namespace was added meanwhile).
+type routerDelete struct {
+	UUID  string
+	Ports []string
 }
 
 // rowPatch changes an existing row.
@@ -166,6 +190,10 @@ type portRef struct {
 
 // plan is what Ensure or Delete writes, in one transaction.
 type plan struct {
+	// CreateRouter inserts the namespace's router, with the router port as its port; otherwise
+	// Router is its UUID and RouterPatch its changes.
+	CreateRouter bool
+	Router       string
 	// CreateSwitch inserts the desired switch; its ports are the switch port.
 	CreateSwitch bool
 	// Switch is the UUID of the switch to keep, when there is one, and SwitchPatch its changes.
@@ -181,7 +209,7 @@ type plan struct {
 	// RouterPort is the UUID of the router port to keep, and RouterPortPatch its changes.
 	RouterPort      string
 	RouterPortPatch rowPatch
-	// RouterPatch adds the router port to the router's ports when it is not there.
+	// RouterPatch puts the router's keys back and adds the router port to its ports.
 	RouterPatch rowPatch
 	// DetachSwitchPorts and DetachRouterPorts remove references from rows that stay.
 	DetachSwitchPorts []portRef
@@ -191,14 +219,20 @@ type plan struct {
 	DeleteSwitches    []string
 	DeleteSwitchPorts []string
 	DeleteRouterPorts []string
+	// ReplaceSwitches are UUIDs of the cluster's switches that hold the switch's name for another
+	// UID; they are deleted before the switch is created in the same transaction.
+	ReplaceSwitches []string
+	// DeleteRouters are routers of the cluster left without ports.
+	DeleteRouters []routerDelete
 }
 
 // empty reports whether the plan writes nothing.
 func (p *plan) empty() bool {
-	return !p.CreateSwitch && !p.CreateSwitchPort && !p.CreateRouterPort &&
+	return !p.CreateRouter && !p.CreateSwitch && !p.CreateSwitchPort && !p.CreateRouterPort &&
 		p.SwitchPatch.empty() && p.SwitchPortPatch.empty() && p.RouterPortPatch.empty() &&
 		p.RouterPatch.empty() && len(p.DetachSwitchPorts) == 0 && len(p.DetachRouterPorts) == 0 &&
-		len(p.DeleteSwitches) == 0 && len(p.DeleteSwitchPorts) == 0 && len(p.DeleteRouterPorts) == 0
+		len(p.DeleteSwitches) == 0 && len(p.DeleteSwitchPorts) == 0 && len(p.DeleteRouterPorts) == 0 &&
+		len(p.ReplaceSwitches) == 0 && len(p.DeleteRouters) == 0
 }
 
 // Named UUIDs of the rows an Ensure transaction inserts, used to refer to them from other rows
@@ -212,7 +246,7 @@ const (
 
 // ensurePlan computes the changes that turn the observed rows into the desired ones. It keeps one
 // row of each kind (the one with the desired name, else the one with the lowest UUID), fixes its
-// columns, and deletes the others. The router must be there (observed.Router not nil).
+// columns, and deletes the others; it creates the namespace's router when there is none.
 func ensurePlan(want desiredState, obs observed) plan {
 	var p plan
 
@@ -245,6 +279,9 @@ func ensurePlan(want desiredState, obs observed) plan {
 			p.DeleteSwitches = append(p.DeleteSwitches, s.UUID)
 		}
 	}
+	for _, s := range obs.StaleSwitches {
+		p.ReplaceSwitches = append(p.ReplaceSwitches, s.UUID)
+	}
 
 	// Switch ports: delete the extra ones, and take every one out of the switches that stay and
 	// should not have it (switches that are deleted lose their references with them).
@@ -263,7 +300,7 @@ func ensurePlan(want desiredState, obs observed) plan {
 		}
 	}
 
-	// The router port, in the cluster router's ports and in no other router's.
+	// The router port, in the namespace router's ports and in no other router's.
 	lrpRef := namedRouterPort
 	if lrp == nil {
 		p.CreateRouterPort = true
@@ -272,8 +309,14 @@ func ensurePlan(want desiredState, obs observed) plan {
 		p.RouterPort = lrp.UUID
 		p.RouterPortPatch = diffRouterPort(*lrp, want.RouterPort)
 	}
-	if obs.Router != nil && !slices.Contains(obs.Router.Ports, lrpRef) {
-		p.RouterPatch.AddPorts = []string{lrpRef}
+	if obs.Router == nil {
+		p.CreateRouter = true
+	} else {
+		p.Router = obs.Router.UUID
+		p.RouterPatch.addMap(columnExternalIDs, diffMap(obs.Router.ExternalIDs, want.Router.ExternalIDs, managedRouterExternalIDs))
+		if !slices.Contains(obs.Router.Ports, lrpRef) {
+			p.RouterPatch.AddPorts = []string{lrpRef}
+		}
 	}
 	for _, port := range obs.RouterPorts {
 		if lrp == nil || port.UUID != lrp.UUID {
@@ -282,17 +325,39 @@ func ensurePlan(want desiredState, obs observed) plan {
 				p.DetachRouterPorts = append(p.DetachRouterPorts, portRef{Parent: obs.Router.UUID, Port: port.UUID})
 			}
 		}
-		for _, other := range obs.PortRouters {
-			if slices.Contains(other.Ports, port.UUID) {
-				p.DetachRouterPorts = append(p.DetachRouterPorts, portRef{Parent: other.UUID, Port: port.UUID})
-			}
-		}
 	}
+	p.detachFromRouters(obs.PortRouters, obs.RouterPorts, obs.cluster)
 	return p
 }
 
-// deletePlan computes the changes that remove every observed row: the switches, the ports, and
-// the references to the ports from the cluster's switches and routers that stay.
+// detachFromRouters takes the ports off the routers, and deletes the routers of the cluster that
+// are left without ports (a namespace's last Network, or a router of an older layout or a
+// duplicate that the ports move away from) instead.
+func (p *plan) detachFromRouters(routers []nbdb.LogicalRouter, ports []nbdb.LogicalRouterPort, cluster string) {
+	taken := uuidSet(ports, func(r *nbdb.LogicalRouterPort) string { return r.UUID })
+	for _, r := range routers {
+		var detach []portRef
+		left := 0
+		for _, port := range r.Ports {
+			if _, ok := taken[port]; ok {
+				detach = append(detach, portRef{Parent: r.UUID, Port: port})
+			} else {
+				left++
+			}
+		}
+		switch {
+		case len(detach) == 0:
+		case left == 0 && ownedBy(r.ExternalIDs, cluster):
+			p.DeleteRouters = append(p.DeleteRouters, routerDelete{UUID: r.UUID, Ports: slices.Clone(r.Ports)})
+		default:
+			p.DetachRouterPorts = append(p.DetachRouterPorts, detach...)
+		}
+	}
+}
+
+// deletePlan computes the changes that remove every observed row: the switches, the ports, the
+// references to the ports from the switches and routers that stay, and the cluster's routers that
+// are left without ports.
 func deletePlan(obs observed) plan {
 	var p plan
 	for _, s := range obs.Switches {
@@ -312,12 +377,8 @@ func deletePlan(obs observed) plan {
 	}
 	for _, port := range obs.RouterPorts {
 		p.DeleteRouterPorts = append(p.DeleteRouterPorts, port.UUID)
-		for _, parent := range routers {
-			if slices.Contains(parent.Ports, port.UUID) {
-				p.DetachRouterPorts = append(p.DetachRouterPorts, portRef{Parent: parent.UUID, Port: port.UUID})
-			}
-		}
 	}
+	p.detachFromRouters(routers, obs.RouterPorts, obs.cluster)
 	return p
 }
 
@@ -343,11 +404,6 @@ func pick[T any](rows []T, name string, key func(T) (uuid, name string)) *T {
 		}
 	}
 	return best
-}
-
-// pickRouter returns the cluster router among the cluster's routers with the router role.
-func pickRouter(routers []nbdb.LogicalRouter, name string) *nbdb.LogicalRouter {
-	return pick(routers, name, func(r nbdb.LogicalRouter) (string, string) { return r.UUID, r.Name })
 }
 
 func diffSwitch(have, want nbdb.LogicalSwitch) rowPatch {

@@ -53,11 +53,37 @@ func TestRouterPortMAC(t *testing.T) {
 
 func TestNames(t *testing.T) {
 	got := []string{
-		RouterName("c1"), SwitchName("c1", "ns", "net"), SwitchPortName("c1", "u"), RouterPortName("c1", "u"),
+		RouterName("c1", "ns"), SwitchName("c1", "ns", "net"), SwitchPortName("c1", "u"), RouterPortName("c1", "u"),
 	}
-	want := []string{"c1.router", "c1.ns.net", "c1.lsp.u", "c1.lrp.u"}
+	want := []string{"c1.ns", "c1.ns.net", "c1.lsp.u", "c1.lrp.u"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("names (-want +got):\n%s", diff)
+	}
+}
+
+func TestNameOwner(t *testing.T) {
+	tests := []struct {
+		table, name string
+		want        backend.Owned
+		ok          bool
+	}{
+		{table: nbdb.LogicalSwitchTable, name: "c1.ns.net", want: backend.Owned{Namespace: "ns", Name: "net"}, ok: true},
+		{table: nbdb.LogicalSwitchTable, name: "c1.ns.net.with.dots", want: backend.Owned{Namespace: "ns", Name: "net.with.dots"}, ok: true},
+		{table: nbdb.LogicalSwitchTable, name: "c1.ns"},
+		{table: nbdb.LogicalSwitchTable, name: "c2.ns.net"},
+		{table: nbdb.LogicalSwitchPortTable, name: "c1.lsp.u-1", want: backend.Owned{UID: "u-1"}, ok: true},
+		{table: nbdb.LogicalSwitchPortTable, name: "c1.lrp.u-1"},
+		{table: nbdb.LogicalRouterPortTable, name: "c1.lrp.u-1", want: backend.Owned{UID: "u-1"}, ok: true},
+		{table: nbdb.LogicalRouterPortTable, name: "c1.lrp."},
+		{table: nbdb.LogicalRouterTable, name: "c1.ns", want: backend.Owned{Namespace: "ns"}, ok: true},
+		{table: nbdb.LogicalRouterTable, name: "c1.ns.net"},
+		{table: nbdb.LogicalRouterTable, name: "c1."},
+	}
+	for _, tt := range tests {
+		got, ok := nameOwner("c1", tt.table, tt.name)
+		if ok != tt.ok || got != tt.want {
+			t.Errorf("nameOwner(%s, %q) = %+v, %t; want %+v, %t", tt.table, tt.name, got, ok, tt.want, tt.ok)
+		}
 	}
 }
 
@@ -133,6 +159,9 @@ func TestDesiredRows(t *testing.T) {
 		}
 		return m
 	}
+	router := nbdb.LogicalRouter{
+		Name: "c1.ns", ExternalIDs: map[string]string{OwnerKey: "c1", RoleKey: "namespace-router", NamespaceKey: "ns"},
+	}
 	lsp := nbdb.LogicalSwitchPort{
 		Name: "c1.lsp.uid-1", Type: "router", Addresses: []string{"router"},
 		Options: map[string]string{"router-port": "c1.lrp.uid-1"}, ExternalIDs: ids,
@@ -151,6 +180,7 @@ func TestDesiredRows(t *testing.T) {
 					OtherConfig: map[string]string{"subnet": "10.1.0.0/16", "exclude_ips": "10.1.0.1"},
 					ExternalIDs: withIDs(map[string]string{CIDRKey: "10.1.0.0/16", GatewayKey: "10.1.0.1"}),
 				},
+				Router:     router,
 				SwitchPort: lsp,
 				RouterPort: nbdb.LogicalRouterPort{
 					Name: "c1.lrp.uid-1", Networks: []string{"10.1.0.1/16"}, MAC: "0a:4a:49:ac:f8:a6", ExternalIDs: ids,
@@ -166,6 +196,7 @@ func TestDesiredRows(t *testing.T) {
 					OtherConfig: map[string]string{"ipv6_prefix": "fd00:1:2::"},
 					ExternalIDs: withIDs(map[string]string{CIDRKey: "fd00:1:2::/64", GatewayKey: "fd00:1:2::1"}),
 				},
+				Router:     router,
 				SwitchPort: lsp,
 				RouterPort: nbdb.LogicalRouterPort{
 					Name: "c1.lrp.uid-1", Networks: []string{"fd00:1:2::1/64"}, MAC: "0a:4a:49:ac:f8:a6", ExternalIDs: ids,
@@ -178,9 +209,10 @@ func TestDesiredRows(t *testing.T) {
 			want: desiredState{
 				Switch: nbdb.LogicalSwitch{
 					Name:        "c1.ns.net",
-					OtherConfig: map[string]string{"ipv6_prefix": "fd00:1:2:3:4::"},
+					OtherConfig: map[string]string{},
 					ExternalIDs: withIDs(map[string]string{CIDRKey: "fd00:1:2:3:4::/80", GatewayKey: "fd00:1:2:3:4::fe"}),
 				},
+				Router:     router,
 				SwitchPort: lsp,
 				RouterPort: nbdb.LogicalRouterPort{
 					Name: "c1.lrp.uid-1", Networks: []string{"fd00:1:2:3:4::fe/80"}, MAC: "0a:4a:49:ac:f8:a6", ExternalIDs: ids,
@@ -238,9 +270,10 @@ func rowsFor(network backend.Network) observed {
 	lsp.UUID = "lsp-1"
 	lrp := want.RouterPort
 	lrp.UUID = "lrp-1"
-	router := desiredRouter(testCluster)
+	router := desiredRouter(testCluster, network.Namespace)
 	router.UUID, router.Ports = "lr-1", []string{"lrp-0", "lrp-1"}
 	return observed{
+		cluster:     testCluster,
 		Router:      &router,
 		Switches:    []nbdb.LogicalSwitch{sw},
 		SwitchPorts: []nbdb.LogicalSwitchPort{lsp},
@@ -266,15 +299,65 @@ func TestEnsurePlan(t *testing.T) {
 				o.Router.Ports = []string{"lrp-0"}
 			},
 			want: plan{
+				Router:       "lr-1",
 				CreateSwitch: true, CreateSwitchPort: true, CreateRouterPort: true,
 				RouterPatch: rowPatch{AddPorts: []string{namedRouterPort}},
 			},
 		},
 		{
+			name:    "the namespace's first network",
+			network: v4,
+			observe: func(o *observed) {
+				o.Switches, o.SwitchPorts, o.RouterPorts, o.Router = nil, nil, nil, nil
+			},
+			want: plan{CreateRouter: true, CreateSwitch: true, CreateSwitchPort: true, CreateRouterPort: true},
+		},
+		{
 			name:    "up to date",
 			network: v4,
 			observe: func(*observed) {},
-			want:    plan{Switch: "ls-1", SwitchPort: "lsp-1", RouterPort: "lrp-1"},
+			want:    plan{Switch: "ls-1", SwitchPort: "lsp-1", Router: "lr-1", RouterPort: "lrp-1"},
+		},
+		{
+			name:    "router keys removed out of band are put back, nothing is moved",
+			network: v4,
+			observe: func(o *observed) {
+				o.Router.ExternalIDs = map[string]string{OwnerKey: "c1", "team": "blue"}
+			},
+			want: plan{
+				Switch: "ls-1", SwitchPort: "lsp-1", Router: "lr-1", RouterPort: "lrp-1",
+				RouterPatch: rowPatch{Maps: map[string]mapPatch{columnExternalIDs: {
+					Insert: map[string]string{RoleKey: RoleNamespaceRouter, NamespaceKey: "ns"},
+				}}},
+			},
+		},
+		{
+			name:    "a switch of ours under the name, written for another UID, is replaced",
+			network: v4,
+			observe: func(o *observed) {
+				stale := o.Switches[0]
+				stale.ExternalIDs = map[string]string{OwnerKey: "c1", UIDKey: "uid-old"}
+				o.Switches = nil
+				o.StaleSwitches = []nbdb.LogicalSwitch{stale}
+			},
+			want: plan{
+				ReplaceSwitches: []string{"ls-1"}, CreateSwitch: true,
+				SwitchPort: "lsp-1", Router: "lr-1", RouterPort: "lrp-1",
+			},
+		},
+		{
+			name:    "moving off the old layout's router deletes it with its last port",
+			network: v4,
+			observe: func(o *observed) {
+				o.Router.Ports = []string{"lrp-0"}
+				o.PortRouters = []nbdb.LogicalRouter{{UUID: "lr-old", Ports: []string{"lrp-1"},
+					ExternalIDs: map[string]string{OwnerKey: "c1", RoleKey: RoleClusterRouter}}}
+			},
+			want: plan{
+				Switch: "ls-1", SwitchPort: "lsp-1", Router: "lr-1", RouterPort: "lrp-1",
+				RouterPatch:   rowPatch{AddPorts: []string{"lrp-1"}},
+				DeleteRouters: []routerDelete{{UUID: "lr-old", Ports: []string{"lrp-1"}}},
+			},
 		},
 		{
 			name:    "unmanaged keys, other ports and set order do not matter",
@@ -285,7 +368,7 @@ func TestEnsurePlan(t *testing.T) {
 				o.Switches[0].Ports = []string{"vm-port", "lsp-1"}
 				o.SwitchPorts[0].Options["nat-addresses"] = "router"
 			},
-			want: plan{Switch: "ls-1", SwitchPort: "lsp-1", RouterPort: "lrp-1"},
+			want: plan{Switch: "ls-1", SwitchPort: "lsp-1", Router: "lr-1", RouterPort: "lrp-1"},
 		},
 		{
 			name:    "subnet edited",
@@ -295,7 +378,7 @@ func TestEnsurePlan(t *testing.T) {
 				delete(o.Switches[0].OtherConfig, "exclude_ips")
 			},
 			want: plan{
-				Switch: "ls-1", SwitchPort: "lsp-1", RouterPort: "lrp-1",
+				Switch: "ls-1", SwitchPort: "lsp-1", Router: "lr-1", RouterPort: "lrp-1",
 				SwitchPatch: rowPatch{Maps: map[string]mapPatch{columnOtherConfig: {
 					Delete: []string{"subnet"},
 					Insert: map[string]string{"subnet": "10.1.0.0/24", "exclude_ips": "10.1.0.1"},
@@ -307,7 +390,7 @@ func TestEnsurePlan(t *testing.T) {
 			network: v6,
 			observe: func(*observed) {},
 			want: plan{
-				Switch: "ls-1", SwitchPort: "lsp-1", RouterPort: "lrp-1",
+				Switch: "ls-1", SwitchPort: "lsp-1", Router: "lr-1", RouterPort: "lrp-1",
 				SwitchPatch: rowPatch{Maps: map[string]mapPatch{
 					columnOtherConfig: {
 						Delete: []string{"exclude_ips", "subnet"},
@@ -325,7 +408,7 @@ func TestEnsurePlan(t *testing.T) {
 			name:    "switch deleted with its port",
 			network: v4,
 			observe: func(o *observed) { o.Switches, o.SwitchPorts = nil, nil },
-			want:    plan{CreateSwitch: true, CreateSwitchPort: true, RouterPort: "lrp-1"},
+			want:    plan{CreateSwitch: true, CreateSwitchPort: true, Router: "lr-1", RouterPort: "lrp-1"},
 		},
 		{
 			name:    "switch port missing from the switch",
@@ -335,6 +418,7 @@ func TestEnsurePlan(t *testing.T) {
 				o.Switches[0].Ports = nil
 			},
 			want: plan{
+				Router: "lr-1",
 				Switch: "ls-1", RouterPort: "lrp-1", CreateSwitchPort: true,
 				SwitchPatch: rowPatch{AddPorts: []string{namedSwitchPort}},
 			},
@@ -349,7 +433,7 @@ func TestEnsurePlan(t *testing.T) {
 				o.SwitchPorts[0].ExternalIDs[NameKey] = "other"
 			},
 			want: plan{
-				Switch: "ls-1", SwitchPort: "lsp-1", RouterPort: "lrp-1",
+				Switch: "ls-1", SwitchPort: "lsp-1", Router: "lr-1", RouterPort: "lrp-1",
 				SwitchPortPatch: rowPatch{
 					Columns: []string{columnType, columnAddresses},
 					Maps: map[string]mapPatch{
@@ -368,7 +452,7 @@ func TestEnsurePlan(t *testing.T) {
 				o.Router.Ports = []string{"lrp-0"}
 			},
 			want: plan{
-				Switch: "ls-1", SwitchPort: "lsp-1", RouterPort: "lrp-1",
+				Switch: "ls-1", SwitchPort: "lsp-1", Router: "lr-1", RouterPort: "lrp-1",
 				RouterPortPatch: rowPatch{Columns: []string{columnName, columnMAC}},
 				RouterPatch:     rowPatch{AddPorts: []string{"lrp-1"}},
 			},
@@ -380,7 +464,7 @@ func TestEnsurePlan(t *testing.T) {
 				o.PortRouters = []nbdb.LogicalRouter{{UUID: "lr-2", Ports: []string{"lrp-1"}}}
 			},
 			want: plan{
-				Switch: "ls-1", SwitchPort: "lsp-1", RouterPort: "lrp-1",
+				Switch: "ls-1", SwitchPort: "lsp-1", Router: "lr-1", RouterPort: "lrp-1",
 				DetachRouterPorts: []portRef{{Parent: "lr-2", Port: "lrp-1"}},
 			},
 		},
@@ -391,7 +475,7 @@ func TestEnsurePlan(t *testing.T) {
 				o.Switches = append([]nbdb.LogicalSwitch{{UUID: "ls-0", Name: "duplicate"}}, o.Switches...)
 			},
 			want: plan{
-				Switch: "ls-1", SwitchPort: "lsp-1", RouterPort: "lrp-1",
+				Switch: "ls-1", SwitchPort: "lsp-1", Router: "lr-1", RouterPort: "lrp-1",
 				DeleteSwitches: []string{"ls-0"},
 			},
 		},
@@ -403,7 +487,7 @@ func TestEnsurePlan(t *testing.T) {
 				o.Switches = append(o.Switches, nbdb.LogicalSwitch{UUID: "ls-2", Name: "other", Ports: []string{"lsp-1"}})
 			},
 			want: plan{
-				Switch: "ls-1", SwitchPort: "lsp-1", RouterPort: "lrp-1",
+				Switch: "ls-1", SwitchPort: "lsp-1", Router: "lr-1", RouterPort: "lrp-1",
 				SwitchPatch:    rowPatch{Columns: []string{columnName}},
 				DeleteSwitches: []string{"ls-2"},
 			},
@@ -418,7 +502,7 @@ func TestEnsurePlan(t *testing.T) {
 				o.Switches[0].Ports = []string{"lsp-1", "lsp-2"}
 			},
 			want: plan{
-				Switch: "ls-1", SwitchPort: "lsp-1", RouterPort: "lrp-1",
+				Switch: "ls-1", SwitchPort: "lsp-1", Router: "lr-1", RouterPort: "lrp-1",
 				DeleteSwitchPorts: []string{"lsp-2"},
 				DetachSwitchPorts: []portRef{{Parent: "ls-1", Port: "lsp-2"}},
 			},
@@ -430,7 +514,7 @@ func TestEnsurePlan(t *testing.T) {
 				o.PortSwitches = []nbdb.LogicalSwitch{{UUID: "ls-9", Ports: []string{"lsp-1", "lsp-9"}}}
 			},
 			want: plan{
-				Switch: "ls-1", SwitchPort: "lsp-1", RouterPort: "lrp-1",
+				Switch: "ls-1", SwitchPort: "lsp-1", Router: "lr-1", RouterPort: "lrp-1",
 				DetachSwitchPorts: []portRef{{Parent: "ls-9", Port: "lsp-1"}},
 			},
 		},
@@ -444,7 +528,7 @@ func TestEnsurePlan(t *testing.T) {
 				o.Router.Ports = append(o.Router.Ports, "lrp-2")
 			},
 			want: plan{
-				Switch: "ls-1", SwitchPort: "lsp-1", RouterPort: "lrp-1",
+				Switch: "ls-1", SwitchPort: "lsp-1", Router: "lr-1", RouterPort: "lrp-1",
 				DeleteRouterPorts: []string{"lrp-2"},
 				DetachRouterPorts: []portRef{{Parent: "lr-1", Port: "lrp-2"}},
 			},
@@ -458,7 +542,7 @@ func TestEnsurePlan(t *testing.T) {
 			if diff := cmp.Diff(tt.want, got, cmpopts.EquateEmpty()); diff != "" {
 				t.Errorf("ensurePlan (-want +got):\n%s", diff)
 			}
-			wantEmpty := cmp.Equal(tt.want, plan{Switch: tt.want.Switch, SwitchPort: tt.want.SwitchPort, RouterPort: tt.want.RouterPort}, cmpopts.EquateEmpty())
+			wantEmpty := cmp.Equal(tt.want, plan{Switch: tt.want.Switch, SwitchPort: tt.want.SwitchPort, Router: tt.want.Router, RouterPort: tt.want.RouterPort}, cmpopts.EquateEmpty())
 			if got.empty() != wantEmpty {
 				t.Errorf("plan.empty() = %t, want %t", got.empty(), wantEmpty)
 			}
@@ -479,6 +563,29 @@ func TestDeletePlan(t *testing.T) {
 		{
 			name:    "everything",
 			observe: func(*observed) {},
+			want: plan{
+				DeleteSwitches:    []string{"ls-1"},
+				DeleteSwitchPorts: []string{"lsp-1"},
+				DeleteRouterPorts: []string{"lrp-1"},
+				DetachRouterPorts: []portRef{{Parent: "lr-1", Port: "lrp-1"}},
+			},
+		},
+		{
+			name:    "the namespace's last network takes its router along",
+			observe: func(o *observed) { o.Router.Ports = []string{"lrp-1"} },
+			want: plan{
+				DeleteSwitches:    []string{"ls-1"},
+				DeleteSwitchPorts: []string{"lsp-1"},
+				DeleteRouterPorts: []string{"lrp-1"},
+				DeleteRouters:     []routerDelete{{UUID: "lr-1", Ports: []string{"lrp-1"}}},
+			},
+		},
+		{
+			name: "a router of another owner is never deleted",
+			observe: func(o *observed) {
+				o.Router.Ports = []string{"lrp-1"}
+				o.Router.ExternalIDs = map[string]string{OwnerKey: "c2"}
+			},
 			want: plan{
 				DeleteSwitches:    []string{"ls-1"},
 				DeleteSwitchPorts: []string{"lsp-1"},
@@ -528,8 +635,8 @@ func TestDeletePlan(t *testing.T) {
 
 func TestNotify(t *testing.T) {
 	b := &Backend{opts: Options{ClusterName: testCluster}}
-	var got []backend.Owned
-	b.OnChange(func(o backend.Owned) { got = append(got, o) })
+	var got []backend.Change
+	b.OnChange(func(c backend.Change) { got = append(got, c) })
 	ids := func(owner, uid, name string) map[string]string {
 		return map[string]string{OwnerKey: owner, UIDKey: uid, NamespaceKey: "ns", NameKey: name}
 	}
@@ -552,14 +659,31 @@ func TestNotify(t *testing.T) {
 	b.onUpdate(lookup, nbdb.LogicalRouterTable,
 		&nbdb.LogicalRouter{ExternalIDs: map[string]string{OwnerKey: "c2"}, Ports: []string{"lrp-2"}},
 		&nbdb.LogicalRouter{ExternalIDs: map[string]string{OwnerKey: "c2"}})
+	// A router of ours whose role key was removed: the owner of one of its ports is reported, so
+	// that its sync puts the key back.
+	b.onUpdate(lookup, nbdb.LogicalRouterTable,
+		&nbdb.LogicalRouter{Name: "c1.ns", ExternalIDs: map[string]string{OwnerKey: "c1", RoleKey: RoleNamespaceRouter}, Ports: []string{"lrp-3", "lrp-2"}},
+		&nbdb.LogicalRouter{Name: "c1.ns", ExternalIDs: map[string]string{OwnerKey: "c1"}, Ports: []string{"lrp-3", "lrp-2"}})
+	// Rows of other owners under names of ours: what the name tells, marked Foreign. Their own
+	// names (c2's) and rows of ours being created are not reported.
+	b.onAdd(nbdb.LogicalSwitchTable, &nbdb.LogicalSwitch{Name: "c1.ns.h", ExternalIDs: map[string]string{OwnerKey: "c2"}})
+	b.onAdd(nbdb.LogicalSwitchTable, &nbdb.LogicalSwitch{Name: "c2.ns.h", ExternalIDs: map[string]string{OwnerKey: "c2"}})
+	b.onAdd(nbdb.LogicalSwitchTable, &nbdb.LogicalSwitch{Name: "c1.ns.i", ExternalIDs: ids("c1", "u8", "i")})
+	b.onDelete(nbdb.LogicalSwitchPortTable, &nbdb.LogicalSwitchPort{Name: "c1.lsp.u9"})
+	b.onUpdate(nil, nbdb.LogicalRouterTable, &nbdb.LogicalRouter{Name: "c1.other"}, &nbdb.LogicalRouter{Name: "renamed"})
 
-	want := []backend.Owned{
-		{Namespace: "ns", Name: "a", UID: "u1"},
-		{Namespace: "ns", Name: "b", UID: "u2"},
-		{Namespace: "ns", Name: "d", UID: "u4"},
-		{Namespace: "ns", Name: "e", UID: "u5"},
-		{Namespace: "ns", Name: "f", UID: "u6"},
-		{Namespace: "ns", Name: "g", UID: "u7"},
+	foreign := func(o backend.Owned) backend.Change { return backend.Change{Owned: o, Foreign: true} }
+	want := []backend.Change{
+		{Owned: backend.Owned{Namespace: "ns", Name: "a", UID: "u1"}},
+		{Owned: backend.Owned{Namespace: "ns", Name: "b", UID: "u2"}},
+		{Owned: backend.Owned{Namespace: "ns", Name: "d", UID: "u4"}},
+		{Owned: backend.Owned{Namespace: "ns", Name: "e", UID: "u5"}},
+		{Owned: backend.Owned{Namespace: "ns", Name: "f", UID: "u6"}},
+		{Owned: backend.Owned{Namespace: "ns", Name: "g", UID: "u7"}},
+		{Owned: backend.Owned{Namespace: "ns", Name: "g", UID: "u7"}},
+		foreign(backend.Owned{Namespace: "ns", Name: "h"}),
+		foreign(backend.Owned{UID: "u9"}),
+		foreign(backend.Owned{Namespace: "other"}),
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("OnChange calls (-want +got):\n%s", diff)

@@ -154,14 +154,63 @@ func NewController(
 	}, cache.HandlerOptions{Logger: &logger}); err != nil {
 		return nil, fmt.Errorf("adding the Network event handler: %w", err)
 	}
+	if err := networkInformer.Informer().AddIndexers(cache.Indexers{uidIndex: indexByUID}); err != nil {
+		return nil, fmt.Errorf("adding the UID index: %w", err)
+	}
 	be.OnReady(c.backendBecameReady)
 	if n, ok := be.(backend.Notifier); ok {
-		// Drift repair at once: the backend tells which Network owns a row changed out of band.
-		n.OnChange(func(o backend.Owned) {
-			c.queue.Add(cache.ObjectName{Namespace: o.Namespace, Name: o.Name})
-		})
+		// Drift repair at once: the backend tells which Network a row changed out of band is for.
+		n.OnChange(c.backendChanged)
 	}
 	return c, nil
+}
+
+// uidIndex indexes Networks by UID: the backend names Networks by UID, and its rows' namespace
+// and name may be wrong or missing.
+const uidIndex = "metadata.uid"
+
+func indexByUID(obj any) ([]string, error) {
+	n, ok := obj.(*samplecrdv1.Network)
+	if !ok {
+		return nil, nil
+	}
+	return []string{string(n.UID)}, nil
+}
+
+// backendChanged is the backend's OnChange function: it enqueues the Network that a change in the
+// backend concerns. A row of a UID the cache holds is that Network's, whatever namespace and name
+// the row says; a row of another UID is an orphan candidate under the key it names, confirmed and
+// removed by that key's sync. A row of another owner that took or gave up one of the names
+// (Foreign) concerns the Network of that name, or every Network of the namespace for a router.
+// It runs on the backend's event loop, so it only reads the cache and enqueues.
+func (c *Controller) backendChanged(change backend.Change) {
+	if change.UID != "" {
+		if objs, err := c.networksIndexer.ByIndex(uidIndex, string(change.UID)); err == nil && len(objs) > 0 {
+			if n, ok := objs[0].(*samplecrdv1.Network); ok {
+				c.queue.Add(cache.MetaObjectToName(n))
+				return
+			}
+		}
+		if change.Foreign {
+			return // a port name of a UID that is no Network's
+		}
+		key := cache.ObjectName{Namespace: change.Namespace, Name: change.Name}
+		c.orphans.add(key, change.UID)
+		c.queue.Add(key)
+		return
+	}
+	switch {
+	case change.Name != "":
+		c.queue.Add(cache.ObjectName{Namespace: change.Namespace, Name: change.Name})
+	case change.Namespace != "":
+		networks, err := c.networksLister.Networks(change.Namespace).List(labels.Everything())
+		if err != nil {
+			return
+		}
+		for _, n := range networks {
+			c.queue.Add(cache.MetaObjectToName(n))
+		}
+	}
 }
 
 func (c *Controller) addNetwork(obj any) {
@@ -306,7 +355,17 @@ func (c *Controller) checkAll(ctx context.Context) {
 
 // sweepOrphans finds backend objects owned by this cluster whose Network is not in the cache, and
 // enqueues their Network's key: the sync, which owns every backend write for a key, removes them.
+// It then prunes what the backend's Networks share and none uses (such as an empty router).
 func (c *Controller) sweepOrphans(ctx context.Context) {
+	c.findOrphans(ctx)
+	if n, err := c.backend.Prune(ctx); err != nil && ctx.Err() == nil {
+		utilruntime.HandleErrorWithContext(ctx, err, "Pruning unused backend objects")
+	} else if n > 0 {
+		klog.FromContext(ctx).Info("Pruned unused backend objects", "count", n)
+	}
+}
+
+func (c *Controller) findOrphans(ctx context.Context) {
 	owned, err := c.backend.List(ctx)
 	if ctx.Err() != nil {
 		return // stopping

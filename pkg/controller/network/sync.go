@@ -102,6 +102,23 @@ func (c *Controller) syncExisting(ctx context.Context, key cache.ObjectName, cac
 	}
 
 	status, err := c.backend.Ensure(ctx, desired)
+	var nameConflict *backend.NameConflictError
+	switch {
+	case errors.As(err, &nameConflict):
+		// Nothing was written, and nothing will be until the other object goes: the backend
+		// reports that, and the key is synced again then.
+		msg := fmt.Sprintf("%s backend: %v", c.backend.Type(), nameConflict)
+		cond := notReady(samplecrdv1.ReasonNameConflict, msg)
+		if !conditionMatches(network, cond) {
+			c.recorder.Event(network, corev1.EventTypeWarning, samplecrdv1.ReasonNameConflict, msg)
+		}
+		return c.writeStatus(ctx, network, cond, network.Status.Backend)
+	case errors.Is(err, backend.ErrConflict):
+		// The backend changed under the sync (a Network of the namespace created or deleted its
+		// router meanwhile): nothing was written, and nothing is wrong. Retried with backoff,
+		// without a status or an event.
+		return fmt.Errorf("ensuring Network %s in the backend: %w", key, err)
+	}
 	if err != nil {
 		msg := fmt.Sprintf("%s backend: %v", c.backend.Type(), err)
 		c.recorder.Event(network, corev1.EventTypeWarning, samplecrdv1.ReasonBackendError, msg)
@@ -132,6 +149,9 @@ func (c *Controller) syncDeleting(ctx context.Context, n *samplecrdv1.Network) e
 		return nil
 	}
 	if err := c.backend.Delete(ctx, n.UID); err != nil {
+		if errors.Is(err, backend.ErrConflict) {
+			return fmt.Errorf("deleting Network %s from the backend: %w", klog.KObj(n), err) // retried, see syncExisting
+		}
 		msg := fmt.Sprintf("deleting from the %s backend: %v", c.backend.Type(), err)
 		c.recorder.Event(n, corev1.EventTypeWarning, samplecrdv1.ReasonBackendError, msg)
 		return errors.Join(
@@ -288,8 +308,8 @@ func (c *Controller) removeOrphans(ctx context.Context, key cache.ObjectName, ca
 		return nil
 	}
 	var live types.UID
-	if key.Name != "" {
-		// An object with no name cannot exist: rows without one are orphans whatever the API says.
+	if key.Namespace != "" && key.Name != "" {
+		// A Network has both: rows that lack either are orphans whatever the API says.
 		n, err := c.client.SamplecrdV1().Networks(key.Namespace).Get(ctx, key.Name, metav1.GetOptions{})
 		switch {
 		case err == nil:

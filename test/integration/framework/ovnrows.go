@@ -92,13 +92,29 @@ func (r OVNRows) OfUID(cluster string, uid types.UID) OVNRows {
 	return out
 }
 
-// ClusterRouters returns the routers with the cluster's owner and the cluster-router role.
-func (r OVNRows) ClusterRouters(cluster string) []nbdb.LogicalRouter {
+// RoutersOf returns the routers with the cluster's owner key.
+func (r OVNRows) RoutersOf(cluster string) []nbdb.LogicalRouter {
 	var out []nbdb.LogicalRouter
 	for _, router := range r.Routers {
-		if router.ExternalIDs[ovn.OwnerKey] == cluster && router.ExternalIDs[ovn.RoleKey] == ovn.RoleClusterRouter {
+		if router.ExternalIDs[ovn.OwnerKey] == cluster {
 			out = append(out, router)
 		}
 	}
 	return out
+}
+
+// NamespaceRouter returns the cluster's router of the namespace, as its name and external_ids
+// say, and how many there are.
+func (r OVNRows) NamespaceRouter(cluster, namespace string) (nbdb.LogicalRouter, int) {
+	var found []nbdb.LogicalRouter
+	for _, router := range r.RoutersOf(cluster) {
+		if router.Name == ovn.RouterName(cluster, namespace) && router.ExternalIDs[ovn.RoleKey] == ovn.RoleNamespaceRouter &&
+			router.ExternalIDs[ovn.NamespaceKey] == namespace {
+			found = append(found, router)
+		}
+	}
+	if len(found) == 0 {
+		return nbdb.LogicalRouter{}, 0
+	}
+	return found[0], len(found)
 }

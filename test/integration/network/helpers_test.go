@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -28,7 +29,6 @@ import (
 	"github.com/samplecrd/samplecrd-controller/internal/cachetransform"
 	samplecrdv1 "github.com/samplecrd/samplecrd-controller/pkg/apis/samplecrd/v1"
 	"github.com/samplecrd/samplecrd-controller/pkg/backend/ovn"
-	"github.com/samplecrd/samplecrd-controller/pkg/backend/ovn/nbdb"
 	"github.com/samplecrd/samplecrd-controller/pkg/controller/network"
 	"github.com/samplecrd/samplecrd-controller/pkg/controller/runner"
 	clientset "github.com/samplecrd/samplecrd-controller/pkg/generated/clientset/versioned"
@@ -260,7 +260,7 @@ func owned(r framework.OVNRows, uid types.UID) framework.OVNRows {
 }
 
 // checkProgrammed checks that the database holds exactly one switch, switch port and router port
-// for n, with its cidr and gateway, wired to the cluster router.
+// for n, with its cidr and gateway, wired to its namespace's router.
 func checkProgrammed(t *testing.T, all framework.OVNRows, n *samplecrdv1.Network) {
 	t.Helper()
 	r := owned(all, n.UID)
@@ -289,8 +289,8 @@ func checkProgrammed(t *testing.T, all framework.OVNRows, n *samplecrdv1.Network
 			t.Errorf("Network %s: %s = %v, want %v", n.Name, c.what, c.got, c.want)
 		}
 	}
-	if !routerHasPort(all, lrp) {
-		t.Errorf("Network %s: router port %s is not on the cluster router", n.Name, lrp.Name)
+	if router, count := all.NamespaceRouter(cluster, n.Namespace); count != 1 || !slices.Contains(router.Ports, lrp.UUID) {
+		t.Errorf("Network %s: router port %s is not on its namespace's router (%d of them: %+v)", n.Name, lrp.Name, count, router)
 	}
 }
 
@@ -299,18 +299,4 @@ func statusID(n *samplecrdv1.Network) string {
 		return ""
 	}
 	return n.Status.Backend.ID
-}
-
-func routerHasPort(all framework.OVNRows, lrp nbdb.LogicalRouterPort) bool {
-	for _, r := range all.Routers {
-		if r.ExternalIDs[ovn.OwnerKey] != cluster {
-			continue
-		}
-		for _, p := range r.Ports {
-			if p == lrp.UUID {
-				return true
-			}
-		}
-	}
-	return false
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/netip"
 	"os"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -98,14 +99,24 @@ type changes struct {
 	// mu protects seen, the number of calls per UID.
 	mu   sync.Mutex
 	seen map[types.UID]int
+	// all are the changes in the order reported.
+	all []backend.Change
+}
+
+// reported returns the changes reported so far.
+func (c *changes) reported() []backend.Change {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.all)
 }
 
 func watchChanges(b *ovn.Backend) *changes {
 	c := &changes{seen: map[types.UID]int{}}
-	b.OnChange(func(o backend.Owned) {
+	b.OnChange(func(o backend.Change) {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		c.seen[o.UID]++
+		c.all = append(c.all, o)
 	})
 	return c
 }
@@ -138,4 +149,15 @@ func fileSize(t *testing.T, path string) int64 {
 
 func isNotReady(err error) bool {
 	return errors.Is(err, backend.ErrNotReady)
+}
+
+// waitFor polls cond until it holds.
+func waitFor(t *testing.T, ctx context.Context, what string, cond func() bool) {
+	t.Helper()
+	err := wait.PollUntilContextTimeout(ctx, 5*time.Millisecond, timeout, true, func(context.Context) (bool, error) {
+		return cond(), nil
+	})
+	if err != nil {
+		t.Fatalf("waiting for %s: %v", what, err)
+	}
 }

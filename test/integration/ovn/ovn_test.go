@@ -70,23 +70,32 @@ func expectedRows(t *testing.T, got rows, n backend.Network, otherConfig map[str
 
 var emptyIsNil = cmpopts.EquateEmpty()
 
-// checkRouter checks that there is exactly one cluster router, and that its ports are ports.
-func checkRouter(t *testing.T, got rows, ports ...string) nbdb.LogicalRouter {
+// checkRouter checks that the cluster has exactly one router, the namespace's, and that its ports
+// are ports.
+func checkRouter(t *testing.T, got rows, namespace string, ports ...string) nbdb.LogicalRouter {
 	t.Helper()
-	routers := got.ClusterRouters(cluster)
+	routers := got.RoutersOf(cluster)
 	if len(routers) != 1 {
-		t.Fatalf("want one cluster router, got %d: %+v", len(routers), routers)
+		t.Fatalf("want one router of the cluster, got %d: %+v", len(routers), routers)
 	}
 	want := nbdb.LogicalRouter{
 		UUID:        routers[0].UUID,
-		Name:        ovn.RouterName(cluster),
+		Name:        ovn.RouterName(cluster, namespace),
 		Ports:       ports,
-		ExternalIDs: map[string]string{ovn.OwnerKey: cluster, ovn.RoleKey: ovn.RoleClusterRouter},
+		ExternalIDs: map[string]string{ovn.OwnerKey: cluster, ovn.RoleKey: ovn.RoleNamespaceRouter, ovn.NamespaceKey: namespace},
 	}
 	if diff := cmp.Diff(want, routers[0], emptyIsNil, cmpopts.SortSlices(func(a, b string) bool { return a < b })); diff != "" {
-		t.Errorf("cluster router (-want +got):\n%s", diff)
+		t.Errorf("namespace router (-want +got):\n%s", diff)
 	}
 	return routers[0]
+}
+
+// checkNoRouter checks that the cluster has no router left.
+func checkNoRouter(t *testing.T, got rows) {
+	t.Helper()
+	if routers := got.RoutersOf(cluster); len(routers) != 0 {
+		t.Errorf("want no router of the cluster, got %+v", routers)
+	}
 }
 
 // TestEnsureCreates: Ensure of an IPv4 network creates exactly one switch, switch port and router
@@ -110,7 +119,7 @@ func TestEnsureCreates(t *testing.T) {
 		t.Errorf("want exactly one row in each table, got %d switches, %d switch ports, %d routers, %d router ports",
 			len(got.Switches), len(got.SwitchPorts), len(got.Routers), len(got.RouterPorts))
 	}
-	checkRouter(t, got, want.RouterPorts[0].UUID)
+	checkRouter(t, got, "ns1", want.RouterPorts[0].UUID)
 	wantStatus := backend.Status{Type: "ovn", Name: "c1.ns1.net1", ID: want.Switches[0].UUID, Changed: true}
 	if diff := cmp.Diff(wantStatus, st); diff != "" {
 		t.Errorf("status (-want +got):\n%s", diff)
@@ -201,7 +210,7 @@ func TestDriftRepair(t *testing.T) {
 		if diff := cmp.Diff(expectedRows(t, got, n, wantOtherConfig, "10.40.0.1/24"), got, emptyIsNil); diff != "" {
 			t.Errorf("%s: rows (-want +got):\n%s", step, diff)
 		}
-		checkRouter(t, all, got.RouterPorts[0].UUID)
+		checkRouter(t, all, "ns1", got.RouterPorts[0].UUID)
 		return got
 	}
 	// repair runs Ensure after an out-of-band change, once OnChange has reported it (the backend
@@ -261,21 +270,20 @@ func TestDriftRepair(t *testing.T) {
 
 	// A router port moved to another router of the cluster is moved back.
 	count = seen.count(n.UID)
-	db.NBCtl(t, "lr-add", "c1.other", "--", "set", "Logical_Router", "c1.other", "external_ids:samplecrd.k8s.io/owner="+cluster)
 	moved := check("before moving the router port").RouterPorts[0].UUID
-	db.NBCtl(t, "remove", "Logical_Router", ovn.RouterName(cluster), "ports", moved,
+	db.NBCtl(t, "lr-add", "c1.other", "--", "set", "Logical_Router", "c1.other", "external_ids:samplecrd.k8s.io/owner="+cluster,
+		"--", "remove", "Logical_Router", ovn.RouterName(cluster, "ns1"), "ports", moved,
 		"--", "add", "Logical_Router", "c1.other", "ports", moved)
 	repair("router port moved", count)
+	// check also finds that the other router, the cluster's and left without ports, went in the
+	// same transaction.
 	if got := check("router port moved"); got.RouterPorts[0].UUID != moved {
 		t.Errorf("router port moved: the port was replaced instead of moved back")
-	}
-	if ports := db.NBCtl(t, "--bare", "--columns=ports", "list", "Logical_Router", "c1.other"); ports != "" {
-		t.Errorf("router port moved: the other router still has ports %q", ports)
 	}
 
 	// The deleted router is created again, with the router port.
 	count = seen.count(n.UID)
-	db.NBCtl(t, "lr-del", ovn.RouterName(cluster))
+	db.NBCtl(t, "lr-del", ovn.RouterName(cluster, "ns1"))
 	repair("router deleted", count)
 	check("router deleted")
 
@@ -321,7 +329,7 @@ func TestDelete(t *testing.T) {
 	if len(all.Switches) != 1 || len(all.SwitchPorts) != 1 || len(all.RouterPorts) != 1 {
 		t.Errorf("want only the other network's rows, got %+v", all)
 	}
-	checkRouter(t, all, before.RouterPorts[0].UUID)
+	checkRouter(t, all, "ns1", before.RouterPorts[0].UUID)
 
 	owned, err := b.List(ctx)
 	if err != nil {
@@ -347,7 +355,7 @@ func TestDelete(t *testing.T) {
 	if len(all.Switches)+len(all.SwitchPorts)+len(all.RouterPorts) != 0 {
 		t.Errorf("rows remain after deleting everything: %+v", all)
 	}
-	checkRouter(t, all)
+	checkNoRouter(t, all)
 	if owned, err := b.List(ctx); err != nil || len(owned) != 0 {
 		t.Errorf("List after deleting everything = %+v, %v", owned, err)
 	}
@@ -377,7 +385,7 @@ func TestOtherOwners(t *testing.T) {
 			"other_config:subnet=10.70.0.0/24")
 	}
 	foreign("c2.ns1.x", "uid-x")
-	foreign("c1.ns1.mine", "uid-mine") // the same name and UID as this cluster's, another owner
+	foreign("c2.ns1.mine", "uid-mine") // the same UID as this cluster's, another owner
 	db.NBCtl(t, "create", "Logical_Router", "name=c1.router",
 		"external_ids:samplecrd.k8s.io/owner=c2", "external_ids:samplecrd.k8s.io/role=cluster-router")
 	foreignRows := func(r rows) rows {
@@ -412,7 +420,7 @@ func TestOtherOwners(t *testing.T) {
 	if diff := cmp.Diff(expectedRows(t, got, n, map[string]string{"subnet": "10.60.0.0/24", "exclude_ips": "10.60.0.1"}, "10.60.0.1/24"), got, emptyIsNil); diff != "" {
 		t.Errorf("rows (-want +got):\n%s", diff)
 	}
-	checkRouter(t, all, got.RouterPorts[0].UUID)
+	checkRouter(t, all, "ns1", got.RouterPorts[0].UUID)
 	owned, err = b.List(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -422,15 +430,11 @@ func TestOtherOwners(t *testing.T) {
 	}
 
 	// A router port of someone else holds the name this cluster's would have (port names are
-	// unique in OVN): Ensure fails, and leaves it alone.
+	// unique in OVN): Ensure says so, writes nothing, and leaves it alone.
 	db.NBCtl(t, "lr-add", "foreign", "--", "lrp-add", "foreign", "c1.lrp.uid-blocked", "0a:00:00:00:00:99", "10.61.0.1/24")
 	foreignPort := db.NBCtl(t, "--bare", "--columns=_uuid,networks", "list", "Logical_Router_Port", "c1.lrp.uid-blocked")
-	_, err = b.Ensure(ctx, network("ns1", "blocked", "uid-blocked", "10.62.0.0/24", "10.62.0.1"))
-	if err == nil || errors.Is(err, ovn.ErrConflict) {
-		t.Errorf("Ensure with its router port name taken: error %v, want a failed transaction", err)
-	} else {
-		t.Logf("Ensure with its router port name taken: %v", err)
-	}
+	waitForeignSeen(t, ctx, db, b, network("ns1", "blocked", "uid-blocked", "10.62.0.0/24", "10.62.0.1"),
+		"logical router port", "c1.lrp.uid-blocked", "no samplecrd.k8s.io/owner external_id")
 	if got := db.NBCtl(t, "--bare", "--columns=_uuid,networks", "list", "Logical_Router_Port", "c1.lrp.uid-blocked"); got != foreignPort {
 		t.Errorf("the foreign router port changed: %q, was %q", got, foreignPort)
 	}
@@ -446,6 +450,27 @@ func TestOtherOwners(t *testing.T) {
 	}
 	if got := after.OfUID(cluster, n.UID); len(got.Switches)+len(got.SwitchPorts)+len(got.RouterPorts) != 0 {
 		t.Errorf("rows of the deleted network remain: %+v", got)
+	}
+}
+
+// waitForeignSeen calls Ensure until it fails with a NameConflictError (the backend's cache has
+// the row that an ovn-nbctl call just wrote), checks the error, and that nothing was written.
+func waitForeignSeen(t *testing.T, ctx context.Context, db *framework.OVSDB, b *ovn.Backend, n backend.Network, kind, name, owner string) {
+	t.Helper()
+	var conflict *backend.NameConflictError
+	err := wait.PollUntilContextTimeout(ctx, 5*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		_, err := b.Ensure(ctx, n)
+		return errors.As(err, &conflict), nil
+	})
+	if err != nil {
+		t.Fatalf("Ensure of %s never reported the name conflict: %v", n.Name, err)
+	}
+	if conflict.Kind != kind || conflict.Name != name || conflict.Owner != owner {
+		t.Errorf("name conflict %+v, want a %s %q of %s", conflict, kind, name, owner)
+	}
+	t.Logf("Ensure of %s: %v", n.Name, conflict)
+	if got := dump(t, db).OfUID(cluster, n.UID); len(got.Switches)+len(got.SwitchPorts)+len(got.RouterPorts) != 0 {
+		t.Errorf("Ensure of %s wrote rows despite the conflict: %+v", n.Name, got)
 	}
 }
 
@@ -518,7 +543,7 @@ func TestServerDown(t *testing.T) {
 		t.Errorf("want two networks' rows, got %d switches, %d switch ports, %d router ports",
 			len(all.Switches), len(all.SwitchPorts), len(all.RouterPorts))
 	}
-	checkRouter(t, all, all.RouterPorts[0].UUID, all.RouterPorts[1].UUID)
+	checkRouter(t, all, "ns1", all.RouterPorts[0].UUID, all.RouterPorts[1].UUID)
 }
 
 // TestServerHangs: a server that stops answering without closing the connection is detected by
@@ -615,7 +640,7 @@ func TestConcurrentEnsure(t *testing.T) {
 	for _, p := range got.RouterPorts {
 		ports = append(ports, p.UUID)
 	}
-	checkRouter(t, got, ports...)
+	checkRouter(t, got, "ns", ports...)
 	for _, s := range got.Switches {
 		if len(s.Ports) != 1 {
 			t.Errorf("switch %s has %d ports, want 1", s.Name, len(s.Ports))
@@ -672,8 +697,8 @@ func TestTwoBackendsRace(t *testing.T) {
 		t.Errorf("want %d of each row, got %d switches, %d switch ports, %d router ports",
 			networks, len(got.Switches), len(got.SwitchPorts), len(got.RouterPorts))
 	}
-	if routers := got.ClusterRouters(cluster); len(routers) != 1 {
-		t.Errorf("want one cluster router, got %d", len(routers))
+	if routers := got.RoutersOf(cluster); len(routers) != 1 {
+		t.Errorf("want one router, got %d: %+v", len(routers), routers)
 	}
 }
 

@@ -77,6 +77,9 @@ const (
 	ReasonCIDRConflict = "CIDRConflict"
 	// ReasonInvalidSpec: the spec passed admission but the controller cannot program it.
 	ReasonInvalidSpec = "InvalidSpec"
+	// ReasonNameConflict: a name the network's backend objects need is held by an object the
+	// controller does not own (the message names it); nothing is created until it goes.
+	ReasonNameConflict = "NameConflict"
 	// ReasonBackendError: the backend failed; the controller retries with backoff.
 	ReasonBackendError = "BackendError"
 	// ReasonDeleting: the Network is being deleted and its backend objects removed.
