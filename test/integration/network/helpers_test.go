@@ -73,19 +73,31 @@ type controller struct {
 	cleanup  []func()
 }
 
-// syncCounter is a runner.Observer that counts successful syncs per key.
+// syncCounter is a runner.Observer that counts successful and failed syncs per key.
 type syncCounter struct {
-	mu sync.Mutex
-	ok map[cache.ObjectName]int
+	mu     sync.Mutex
+	ok     map[cache.ObjectName]int
+	failed map[cache.ObjectName][]error
 }
 
 func (s *syncCounter) ObserveSync(_ string, key cache.ObjectName, _ time.Duration, err error) {
-	if err != nil {
-		return
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err != nil {
+		if s.failed == nil {
+			s.failed = map[cache.ObjectName][]error{}
+		}
+		s.failed[key] = append(s.failed[key], err)
+		return
+	}
 	s.ok[key]++
+}
+
+// failures are the errors of key's failed syncs.
+func (s *syncCounter) failures(key cache.ObjectName) []error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.failed[key])
 }
 
 // count is how many times key was synced without error.
