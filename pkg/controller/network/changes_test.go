@@ -1,0 +1,120 @@
+package network
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2/ktesting"
+
+	samplecrdv1 "github.com/samplecrd/samplecrd-controller/pkg/apis/samplecrd/v1"
+	"github.com/samplecrd/samplecrd-controller/pkg/backend"
+	fakebackend "github.com/samplecrd/samplecrd-controller/pkg/backend/fake"
+)
+
+// TestBackendChanged: a change the backend reports enqueues the Network it concerns, found by UID
+// first; a UID that is no Network's is an orphan candidate under the key its row names; a change
+// of a row of another owner enqueues the Network of the name, or of the namespace.
+func TestBackendChanged(t *testing.T) {
+	inOther := func(n *samplecrdv1.Network) { n.Namespace = "other" }
+	tests := []struct {
+		name        string
+		change      backend.Change
+		wantKeys    []string
+		wantOrphans map[cache.ObjectName][]types.UID
+	}{
+		{
+			name:     "a row of a Network, whatever namespace and name it says",
+			change:   backend.Change{Owned: backend.Owned{Namespace: "", Name: "wrong", UID: "uid-a"}},
+			wantKeys: []string{"default/a"},
+		},
+		{
+			name:        "a row of a UID that is no Network's",
+			change:      backend.Change{Owned: backend.Owned{Namespace: "default", Name: "gone", UID: "uid-gone"}},
+			wantKeys:    []string{"default/gone"},
+			wantOrphans: map[cache.ObjectName][]types.UID{{Namespace: "default", Name: "gone"}: {"uid-gone"}},
+		},
+		{
+			name:        "a row of a UID that is no Network's, without namespace and name",
+			change:      backend.Change{Owned: backend.Owned{UID: "uid-gone"}},
+			wantKeys:    []string{""},
+			wantOrphans: map[cache.ObjectName][]types.UID{{}: {"uid-gone"}},
+		},
+		{
+			name:     "a port name of another owner's row, of a Network",
+			change:   backend.Change{Owned: backend.Owned{UID: "uid-b"}, Foreign: true},
+			wantKeys: []string{"default/b"},
+		},
+		{
+			name:   "a port name of another owner's row, of no Network",
+			change: backend.Change{Owned: backend.Owned{UID: "uid-none"}, Foreign: true},
+		},
+		{
+			name:     "a switch name of another owner's row",
+			change:   backend.Change{Owned: backend.Owned{Namespace: "default", Name: "a"}, Foreign: true},
+			wantKeys: []string{"default/a"},
+		},
+		{
+			name:     "a router name of another owner's row: the namespace's Networks",
+			change:   backend.Change{Owned: backend.Owned{Namespace: "default"}, Foreign: true},
+			wantKeys: []string{"default/a", "default/b"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, fakebackend.New(),
+				network("a", "10.0.0.0/24", "10.0.0.1"), network("b", "10.0.1.0/24", "10.0.1.1"),
+				network("c", "10.0.2.0/24", "10.0.2.1", inOther))
+			f.controller.backendChanged(tt.change)
+			if diff := cmp.Diff(tt.wantKeys, f.drainQueue(), cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("enqueued (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.wantOrphans, f.controller.orphans.uids, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("orphan candidates (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestSyncBackendConflicts: a name conflict is reported on the Network once (condition and event)
+// and not retried; a conflict of the backend with itself (ErrConflict) is retried without a
+// status or an event.
+func TestSyncBackendConflicts(t *testing.T) {
+	nameConflict := &backend.NameConflictError{Kind: "logical switch", Name: "c.default.a", ID: "uuid-9", Owner: `owner "x"`}
+	be := fakebackend.New()
+	f := newFixture(t, be, network("a", "10.0.0.0/24", "10.0.0.1", withFinalizer))
+	be.InjectError("ensure", fmt.Errorf("wrapped: %w", nameConflict))
+	r := f.sync(t, "default", "a")
+	wantReady := "False/NameConflict: fake backend: " + nameConflict.Error()
+	if r.Err || r.Ready != wantReady || len(r.Events) != 1 || len(r.Writes) != 1 {
+		t.Errorf("first sync with a name conflict: %+v, want Ready %q, one event and one status write, no error", r, wantReady)
+	}
+	feed := func() {
+		// Feed the stored object back into the cache, as the informer would.
+		_, ctx := ktesting.NewTestContext(t)
+		stored, err := f.client.SamplecrdV1().Networks("default").Get(ctx, "a", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.controller.networksIndexer.Update(stored); err != nil {
+			t.Fatal(err)
+		}
+	}
+	feed()
+	be.InjectError("ensure", nameConflict)
+	if r := f.sync(t, "default", "a"); r.Err || len(r.Events) != 0 || len(r.Writes) != 0 {
+		t.Errorf("second sync with the same name conflict: %+v, want nothing written and no error", r)
+	}
+
+	be.InjectError("ensure", fmt.Errorf("ensuring: %w", backend.ErrConflict))
+	if r := f.sync(t, "default", "a"); !r.Err || len(r.Events) != 0 || len(r.Writes) != 0 || r.Ready != wantReady {
+		t.Errorf("sync with ErrConflict: %+v, want an error to retry and nothing written", r)
+	}
+	if r := f.sync(t, "default", "a"); r.Err || r.Ready != "True/Synced: "+MessageSynced {
+		t.Errorf("sync without a conflict: %+v, want Ready", r)
+	}
+}
