@@ -1,27 +1,29 @@
 // Package ovn is the backend that programs Networks into the OVN northbound database, through
 // libovsdb (github.com/ovn-kubernetes/libovsdb).
 //
-// For a cluster named C, each Network namespace/name with UID U is:
+// For a cluster named C, the Networks of a namespace N share a Logical_Router named C.N, with
+// external_ids samplecrd.k8s.io/owner=C, samplecrd.k8s.io/role=namespace-router and
+// samplecrd.k8s.io/namespace=N: each namespace is a routing domain of its own. The router is
+// created in the transaction of the namespace's first Network and deleted in that of its last.
+// Each Network N/name with UID U is:
 //
-//   - a Logical_Switch named C.namespace.name, with OVN's native IPAM settings in other_config
-//     (subnet and exclude_ips=<gateway> for IPv4, ipv6_prefix for IPv6) and the CIDR and gateway
+//   - a Logical_Switch named C.N.name, with OVN's native IPAM settings in other_config (subnet and
+//     exclude_ips=<gateway> for IPv4, ipv6_prefix for IPv6 /64 prefixes) and the CIDR and gateway
 //     in external_ids;
-//   - a Logical_Router_Port C.lrp.U on the cluster router C.router, with the gateway address and
-//     a MAC address derived from U;
+//   - a Logical_Router_Port C.lrp.U on the namespace's router, with the gateway address and a MAC
+//     address derived from U;
 //   - a Logical_Switch_Port C.lsp.U of type router on the switch, connected to that router port.
 //
-// Every row carries external_ids samplecrd.k8s.io/owner=C, and the Network's namespace, name and
-// UID (the router: owner and samplecrd.k8s.io/role=cluster-router). Rows are found by these
-// external_ids, never by name, and rows of other owners are ignored entirely.
+// Every switch and port carries external_ids samplecrd.k8s.io/owner=C, and the Network's
+// namespace, name and UID. Rows are found by these external_ids (routers by name, then keys),
+// and rows of other owners are never changed; a row of another owner under a name a Network needs
+// gives a *backend.NameConflictError.
 //
 // The backend keeps one connection with a monitor of the four tables, and reads rows from
 // libovsdb's cache. New does not wait for the database: the backend connects and reconnects in the
 // background with exponential backoff, and Ready, Ensure, Delete and List return an error wrapping
 // backend.ErrNotReady until the monitor's initial dump is in the cache, so that nothing is decided
 // on an empty cache.
-//
-// The cluster router is created right after connecting, or by the first Ensure that finds it
-// missing, in a transaction of its own and one creation at a time.
 //
 // Ensure computes the difference between the desired rows and the cached ones and writes it in one
 // transaction: missing rows are created, changed columns and managed keys are put back, duplicates
