@@ -245,7 +245,11 @@ func (b *Backend) findRouter(ctx context.Context, namespace string) (*nbdb.Logic
 // holdsPortsOf reports whether one of the router's ports is a router port of the cluster for a
 // Network of the namespace. The caller holds connMu for reading.
 func (b *Backend) holdsPortsOf(r *nbdb.LogicalRouter, namespace string) bool {
-	table := b.client.Cache().Table(nbdb.LogicalRouterPortTable)
+	c := b.client.Cache()
+	if c == nil {
+		return false
+	}
+	table := c.Table(nbdb.LogicalRouterPortTable)
 	if table == nil {
 		return false
 	}
