@@ -15,9 +15,9 @@
 //   - a Logical_Switch_Port C.lsp.U of type router on the switch, connected to that router port.
 //
 // Every switch and port carries external_ids samplecrd.k8s.io/owner=C, and the Network's
-// namespace, name and UID. Rows are found by these external_ids (routers by name, then keys),
-// and rows of other owners are never changed; a row of another owner under a name a Network needs
-// gives a *backend.NameConflictError.
+// namespace, name and UID. Rows are found by these external_ids (routers by name, then keys).
+// Rows of other owners are never changed, except that the cluster's own ports are taken off them,
+// and a row of another owner under a name a Network needs gives a *backend.NameConflictError.
 //
 // The backend keeps one connection with a monitor of the four tables, and reads rows from
 // libovsdb's cache. New does not wait for the database: the backend connects and reconnects in the
