@@ -42,6 +42,15 @@ type Network struct {
 // the same values is cheap), so the rules write !(a == b); and cel.bind is not available, so the
 // broadcast rule repeats its small subexpressions instead of binding them.
 //
+// The cidr must not overlap a reserved range: one rule for each of ReservedRanges (reserved.go in
+// pkg/apis/samplecrd/v1), in the same order, which an integration test checks against that list.
+// Two prefixes overlap exactly when one contains the other's network address, which is what each
+// rule asks. An IPv4 value never contains an IPv6 one nor the reverse, so the rules of one family
+// pass the cidrs of the other. The CEL library refuses to parse IPv4-mapped IPv6 addresses
+// (::ffff:127.0.0.0/104 is not a CIDR to it), so the IPv4-mapped range cannot be written as a
+// literal: its rule refuses the prefixes of at most 95 bits that contain ::fffe:0:0, which are
+// those that contain ::ffff:0.0.0.0/96 (the two addresses differ only in bit 95).
+//
 // +kubebuilder:validation:XValidation:rule="!has(self.cidr) || !has(self.gateway) || !isCIDR(self.cidr) || !isIP(self.gateway) || ip(self.gateway).family() == cidr(self.cidr).ip().family()",message="gateway must be of the same IP family as cidr"
 // +kubebuilder:validation:XValidation:rule="!has(self.cidr) || !has(self.gateway) || !isCIDR(self.cidr) || !isIP(self.gateway) || ip(self.gateway).family() != cidr(self.cidr).ip().family() || cidr(self.cidr).containsIP(self.gateway)",message="gateway must be inside cidr"
 // +kubebuilder:validation:XValidation:rule="!has(self.cidr) || !has(self.gateway) || !isCIDR(self.cidr) || !isIP(self.gateway) || ip(self.gateway).family() != cidr(self.cidr).ip().family() || !cidr(self.cidr).containsIP(self.gateway) || !(ip(self.gateway) == cidr(self.cidr).masked().ip())",message="gateway must not be the network address of cidr"
@@ -51,12 +60,26 @@ type Network struct {
 type NetworkSpec struct {
 	// Cidr is the network's address range in CIDR notation, IPv4 or IPv6, with no host bits set,
 	// for example 192.168.0.0/16. The prefix must leave room for the gateway and at least one
-	// more host: at most /30 for IPv4 and /126 for IPv6.
+	// more host: at most /30 for IPv4 and /126 for IPv6. It must not overlap a range that is not
+	// for unicast hosts: "this network" 0.0.0.0/8, loopback 127.0.0.0/8 and ::1/128, link-local
+	// 169.254.0.0/16 and fe80::/10, multicast 224.0.0.0/4 and ff00::/8, the limited broadcast
+	// address 255.255.255.255/32, the unspecified address ::/128 and the IPv4-mapped range
+	// ::ffff:0.0.0.0/96.
 	// +required
 	// +kubebuilder:validation:MaxLength=43
 	// +kubebuilder:validation:XValidation:rule="isCIDR(self)",message="cidr must be a CIDR such as 192.168.0.0/16 or fd00:10::/64"
 	// +kubebuilder:validation:XValidation:rule="!isCIDR(self) || cidr(self) == cidr(self).masked()",message="cidr must not have host bits set: give the network address, such as 192.168.0.0/16 rather than 192.168.1.0/16"
 	// +kubebuilder:validation:XValidation:rule="!isCIDR(self) || cidr(self).prefixLength() <= (cidr(self).ip().family() == 4 ? 30 : 126)",message="cidr is too small: it must hold the gateway and at least one more host (at most /30 for IPv4, /126 for IPv6)"
+	// +kubebuilder:validation:XValidation:rule="!isCIDR(self) || !(cidr(self).containsIP('0.0.0.0') || cidr('0.0.0.0/8').containsIP(cidr(self).ip()))",message="cidr must not overlap the \"this network\" range 0.0.0.0/8"
+	// +kubebuilder:validation:XValidation:rule="!isCIDR(self) || !(cidr(self).containsIP('127.0.0.0') || cidr('127.0.0.0/8').containsIP(cidr(self).ip()))",message="cidr must not overlap the loopback range 127.0.0.0/8"
+	// +kubebuilder:validation:XValidation:rule="!isCIDR(self) || !(cidr(self).containsIP('169.254.0.0') || cidr('169.254.0.0/16').containsIP(cidr(self).ip()))",message="cidr must not overlap the link-local range 169.254.0.0/16"
+	// +kubebuilder:validation:XValidation:rule="!isCIDR(self) || !(cidr(self).containsIP('224.0.0.0') || cidr('224.0.0.0/4').containsIP(cidr(self).ip()))",message="cidr must not overlap the multicast range 224.0.0.0/4"
+	// +kubebuilder:validation:XValidation:rule="!isCIDR(self) || !(cidr(self).containsIP('255.255.255.255') || cidr('255.255.255.255/32').containsIP(cidr(self).ip()))",message="cidr must not overlap the limited broadcast range 255.255.255.255/32"
+	// +kubebuilder:validation:XValidation:rule="!isCIDR(self) || !(cidr(self).containsIP('::') || cidr('::/128').containsIP(cidr(self).ip()))",message="cidr must not overlap the unspecified range ::/128"
+	// +kubebuilder:validation:XValidation:rule="!isCIDR(self) || !(cidr(self).containsIP('::1') || cidr('::1/128').containsIP(cidr(self).ip()))",message="cidr must not overlap the loopback range ::1/128"
+	// +kubebuilder:validation:XValidation:rule="!isCIDR(self) || !(cidr(self).prefixLength() <= 95 && cidr(self).containsIP('::fffe:0:0'))",message="cidr must not overlap the IPv4-mapped range ::ffff:0.0.0.0/96"
+	// +kubebuilder:validation:XValidation:rule="!isCIDR(self) || !(cidr(self).containsIP('fe80::') || cidr('fe80::/10').containsIP(cidr(self).ip()))",message="cidr must not overlap the link-local range fe80::/10"
+	// +kubebuilder:validation:XValidation:rule="!isCIDR(self) || !(cidr(self).containsIP('ff00::') || cidr('ff00::/8').containsIP(cidr(self).ip()))",message="cidr must not overlap the multicast range ff00::/8"
 	Cidr string `json:"cidr"`
 	// Gateway is the network's gateway address, of the same family as Cidr and inside it, neither
 	// the network address nor, for IPv4, the broadcast address; for example 192.168.0.1.
