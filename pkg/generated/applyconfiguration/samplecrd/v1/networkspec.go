@@ -31,11 +31,24 @@ package v1
 // the same values is cheap), so the rules write !(a == b); and cel.bind is not available, so the
 // broadcast rule repeats its small subexpressions instead of binding them.
 //
+// The cidr must not overlap a reserved range: one rule for each of ReservedRanges (reserved.go in
+// pkg/apis/samplecrd/v1), in the same order, which an integration test checks against that list.
+// Two prefixes overlap exactly when one contains the other's network address, which is what each
+// rule asks. An IPv4 value never contains an IPv6 one nor the reverse, so the rules of one family
+// pass the cidrs of the other. The CEL library refuses to parse IPv4-mapped IPv6 addresses
+// (::ffff:127.0.0.0/104 is not a CIDR to it), so the IPv4-mapped range cannot be written as a
+// literal: its rule refuses the prefixes of at most 95 bits that contain ::fffe:0:0, which are
+// those that contain ::ffff:0.0.0.0/96 (the two addresses differ only in bit 95).
+//
 // NetworkSpec is the desired state of a Network: the two fields of the tutorial's API.
 type NetworkSpecApplyConfiguration struct {
 	// Cidr is the network's address range in CIDR notation, IPv4 or IPv6, with no host bits set,
 	// for example 192.168.0.0/16. The prefix must leave room for the gateway and at least one
-	// more host: at most /30 for IPv4 and /126 for IPv6.
+	// more host: at most /30 for IPv4 and /126 for IPv6. It must not overlap a range that is not
+	// for unicast hosts: "this network" 0.0.0.0/8, loopback 127.0.0.0/8 and ::1/128, link-local
+	// 169.254.0.0/16 and fe80::/10, multicast 224.0.0.0/4 and ff00::/8, the limited broadcast
+	// address 255.255.255.255/32, the unspecified address ::/128 and the IPv4-mapped range
+	// ::ffff:0.0.0.0/96.
 	Cidr *string `json:"cidr,omitempty"`
 	// Gateway is the network's gateway address, of the same family as Cidr and inside it, neither
 	// the network address nor, for IPv4, the broadcast address; for example 192.168.0.1.
