@@ -33,22 +33,23 @@ func networkObject(name string, spec map[string]any) *unstructured.Unstructured 
 	return &unstructured.Unstructured{Object: obj}
 }
 
+// The causes of the API server's refusals, each "field: message"; the API server puts the
+// offending value between the two.
+const (
+	notCIDR     = "spec.cidr: cidr must be a CIDR such as 192.168.0.0/16 or fd00:10::/64"
+	hostBits    = "spec.cidr: cidr must not have host bits set: give the network address, such as 192.168.0.0/16 rather than 192.168.1.0/16"
+	tooSmall    = "spec.cidr: cidr is too small: it must hold the gateway and at least one more host (at most /30 for IPv4, /126 for IPv6)"
+	notIP       = "spec.gateway: gateway must be an IP address such as 192.168.0.1 or fd00:10::1"
+	outside     = "spec: gateway must be inside cidr"
+	family      = "spec: gateway must be of the same IP family as cidr"
+	networkAddr = "spec: gateway must not be the network address of cidr"
+	broadcast   = "spec: gateway must not be the broadcast address of cidr"
+)
+
 func TestAdmissionRefusesInvalidSpecs(t *testing.T) {
 	cfg := env.Config(t)
 	ns := framework.CreateNamespace(t, kubernetes.NewForConfigOrDie(cfg))
 	networks := dynamic.NewForConfigOrDie(cfg).Resource(networksResource).Namespace(ns)
-
-	// Each expected cause is "field: message"; the API server puts the offending value between the two.
-	const (
-		notCIDR     = "spec.cidr: cidr must be a CIDR such as 192.168.0.0/16 or fd00:10::/64"
-		hostBits    = "spec.cidr: cidr must not have host bits set: give the network address, such as 192.168.0.0/16 rather than 192.168.1.0/16"
-		tooSmall    = "spec.cidr: cidr is too small: it must hold the gateway and at least one more host (at most /30 for IPv4, /126 for IPv6)"
-		notIP       = "spec.gateway: gateway must be an IP address such as 192.168.0.1 or fd00:10::1"
-		outside     = "spec: gateway must be inside cidr"
-		family      = "spec: gateway must be of the same IP family as cidr"
-		networkAddr = "spec: gateway must not be the network address of cidr"
-		broadcast   = "spec: gateway must not be the broadcast address of cidr"
-	)
 	long := strings.Repeat("1", 1000)
 
 	cases := []struct {
@@ -78,7 +79,8 @@ func TestAdmissionRefusesInvalidSpecs(t *testing.T) {
 		{"gateway is the broadcast address", map[string]any{"cidr": "10.0.0.0/24", "gateway": "10.0.0.255"}, []string{broadcast}},
 		{"gateway is the broadcast address of a /30", map[string]any{"cidr": "10.0.0.4/30", "gateway": "10.0.0.7"}, []string{broadcast}},
 		{"gateway is the broadcast address of the seed's /16", map[string]any{"cidr": "192.168.0.0/16", "gateway": "192.168.255.255"}, []string{broadcast}},
-		{"gateway is the broadcast address of a /1", map[string]any{"cidr": "128.0.0.0/1", "gateway": "255.255.255.255"}, []string{broadcast}},
+		// Every /1 and /2 overlaps a reserved range: a /3 is the largest IPv4 block accepted.
+		{"gateway is the broadcast address of a /3", map[string]any{"cidr": "128.0.0.0/3", "gateway": "159.255.255.255"}, []string{broadcast}},
 		{"a /32", map[string]any{"cidr": "10.0.0.1/32", "gateway": "10.0.0.1"}, []string{tooSmall, networkAddr}},
 		{"a /31", map[string]any{"cidr": "10.0.0.0/31", "gateway": "10.0.0.1"}, []string{tooSmall}},
 		{"an ipv6 /127", map[string]any{"cidr": "fd00::/127", "gateway": "fd00::1"}, []string{tooSmall}},
@@ -97,24 +99,30 @@ func TestAdmissionRefusesInvalidSpecs(t *testing.T) {
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := networks.Create(context.Background(), networkObject(fmt.Sprintf("invalid-%d", i), tc.spec), metav1.CreateOptions{})
-			if err == nil {
-				t.Fatalf("the API server accepted %v", tc.spec)
-			}
-			if !apierrors.IsInvalid(err) {
-				t.Fatalf("got %v, want an Invalid error", err)
-			}
-			got := causes(err)
-			for _, want := range tc.want {
-				if !slices.ContainsFunc(got, func(c cause) bool { return c.matches(want) }) {
-					t.Errorf("no cause %q; causes:\n  %v", want, got)
-				}
-			}
-			for _, c := range got {
-				if !slices.ContainsFunc(tc.want, c.matches) {
-					t.Errorf("unexpected cause %v", c)
-				}
-			}
+			checkInvalid(t, err, tc.spec, tc.want)
 		})
+	}
+}
+
+// checkInvalid fails the test unless err is an Invalid error whose causes are exactly want.
+func checkInvalid(t *testing.T, err error, spec map[string]any, want []string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("the API server accepted %v", spec)
+	}
+	if !apierrors.IsInvalid(err) {
+		t.Fatalf("got %v, want an Invalid error", err)
+	}
+	got := causes(err)
+	for _, w := range want {
+		if !slices.ContainsFunc(got, func(c cause) bool { return c.matches(w) }) {
+			t.Errorf("no cause %q; causes:\n  %v", w, got)
+		}
+	}
+	for _, c := range got {
+		if !slices.ContainsFunc(want, c.matches) {
+			t.Errorf("unexpected cause %v", c)
+		}
 	}
 }
 
@@ -126,7 +134,7 @@ func TestAdmissionAcceptsValidSpecs(t *testing.T) {
 		{"the seed's network", "192.168.0.0/16", "192.168.0.1"},
 		{"a /30 with its first host", "10.0.0.0/30", "10.0.0.2"},
 		{"the last host of a /8", "10.0.0.0/8", "10.255.255.254"},
-		{"a /1", "0.0.0.0/1", "127.255.255.254"},
+		{"a /3, the largest IPv4 block outside the reserved ranges", "64.0.0.0/3", "95.255.255.254"},
 		{"ipv6 /64", "fd00:10::/64", "fd00:10::1"},
 		{"ipv6 /126 with its last address (no broadcast in IPv6)", "fd00::/126", "fd00::3"},
 		{"ipv6 /48", "2001:db8:abcd::/48", "2001:db8:abcd:12::1"},
