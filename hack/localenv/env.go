@@ -164,8 +164,8 @@ func (e *Env) openLog(name string) (*os.File, error) {
 	return f, nil
 }
 
-// Start starts ovsdb-server, etcd and kube-apiserver, installs the CRDs, writes the kubeconfig and
-// creates the example objects. On failure the caller must still call Stop.
+// Start starts ovsdb-server, etcd and kube-apiserver, installs the CRDs and the admission policy,
+// writes the kubeconfig and creates the example objects. On failure the caller must still call Stop.
 func (e *Env) Start(ctx context.Context) error {
 	if err := e.checkSocketPath(); err != nil {
 		return err

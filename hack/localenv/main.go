@@ -1,7 +1,7 @@
 // Command localenv runs the project on one machine with no cluster: etcd and kube-apiserver
 // (through envtest, from the binaries hack/build-control-plane.sh builds), an OVN northbound
-// ovsdb-server, the CRD, a control-plane Node, a few pods and the example Network, and, for run,
-// the manager in the foreground. Everything lives in one state directory, .local by default.
+// ovsdb-server, the CRD and the admission policy, a control-plane Node, a few pods and the example
+// Network, and, for run, the manager in the foreground. Everything lives in one state directory, .local by default.
 //
 // Run it from the repository root; the Makefile's run, local-up and local-down targets do:
 //
@@ -110,9 +110,9 @@ func mainWithArgs(args []string) int {
 }
 
 // checkRepoRoot makes sure the working directory is the repository root, where the relative paths
-// of the CRD, the example and the control-plane binaries are.
+// of the CRD, the admission policy, the example and the control-plane binaries are.
 func checkRepoRoot() error {
-	for _, p := range []string{filepath.Join("config", "crd", "bases"), exampleFile, filepath.Join("hack", "build-control-plane.sh")} {
+	for _, p := range []string{filepath.Join("config", "crd", "bases"), filepath.Join("config", "policy"), exampleFile, filepath.Join("hack", "build-control-plane.sh")} {
 		if _, err := os.Stat(p); err != nil {
 			return fmt.Errorf("run from the repository root (where the Makefile is): %w", err)
 		}

@@ -24,7 +24,7 @@ var Admin = envtest.User{Name: "admin", Groups: []string{"system:masters"}}
 // ControlPlaneOptions configure StartControlPlane. Only Root is required.
 type ControlPlaneOptions struct {
 	// Root is the repository root: the binaries are in ControlPlaneDir(Root), the CRDs in
-	// CRDDir(Root).
+	// CRDDir(Root), the admission policies in PolicyDir(Root).
 	Root string
 	// EtcdDataDir and CertDir, when set, hold etcd's data and the API server's certificates instead
 	// of temporary directories that Stop removes.
@@ -32,8 +32,9 @@ type ControlPlaneOptions struct {
 	// EtcdOutput and APIServerOutput receive the output of etcd and kube-apiserver; it is discarded
 	// when they are nil.
 	EtcdOutput, APIServerOutput io.Writer
-	// StartTimeout bounds the start of each process, 2 minutes when zero; StopTimeout bounds its
-	// graceful stop, a minute when zero.
+	// StartTimeout bounds the start of each process, and the wait for the admission policies to
+	// take effect, 2 minutes when zero; StopTimeout bounds a process's graceful stop, a minute
+	// when zero.
 	StartTimeout, StopTimeout time.Duration
 	// LauncherDir, when set, makes etcd and kube-apiserver die with this process, as the children
 	// StartCommand starts do. They are started through links to this program in this directory
@@ -42,14 +43,15 @@ type ControlPlaneOptions struct {
 }
 
 // ControlPlane is a running etcd and kube-apiserver (through envtest) with the project's CRDs
-// installed.
+// and admission policies installed.
 type ControlPlane struct {
 	env *envtest.Environment
 	// procs are etcd and kube-apiserver, as found once they started.
 	procs []Proc
 }
 
-// StartControlPlane starts etcd and kube-apiserver and installs the CRDs. It returns a ControlPlane
+// StartControlPlane starts etcd and kube-apiserver, installs the CRDs, then the admission
+// policies of PolicyDir, and waits until the API server enforces them. It returns a ControlPlane
 // even on failure, whose Stop stops whatever started.
 func StartControlPlane(opts ControlPlaneOptions) (*ControlPlane, error) {
 	env := &envtest.Environment{
@@ -94,7 +96,13 @@ func StartControlPlane(opts ControlPlaneOptions) (*ControlPlane, error) {
 	if startErr != nil {
 		return c, fmt.Errorf("starting etcd and kube-apiserver: %w", startErr)
 	}
-	return c, err
+	if err != nil {
+		return c, err
+	}
+	if err := installPolicies(env.Config, PolicyDir(opts.Root), env.ControlPlaneStartTimeout); err != nil {
+		return c, fmt.Errorf("installing the admission policies: %w", err)
+	}
+	return c, nil
 }
 
 // Config returns a copy of the administrator's client configuration.

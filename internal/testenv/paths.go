@@ -29,6 +29,12 @@ func CRDDir(root string) string {
 	return filepath.Join(root, "config", "crd", "bases")
 }
 
+// PolicyDir holds the project's admission policies and their kustomization, which
+// config/default includes.
+func PolicyDir(root string) string {
+	return filepath.Join(root, "config", "policy")
+}
+
 // InCI reports whether CI=true: there, nothing may skip for a missing prerequisite.
 func InCI() bool {
 	ci, _ := strconv.ParseBool(os.Getenv("CI"))

@@ -1,7 +1,7 @@
 // Package framework starts what the integration tests run against, through internal/testenv: a
 // real kube-apiserver and etcd (through envtest, from the binaries hack/build-control-plane.sh
-// builds into bin/control-plane) with the project's CRDs installed, and OVN northbound
-// ovsdb-servers. It is testenv for testing.TB: failures fail the test.
+// builds into bin/control-plane) with the project's CRDs and admission policies installed, and
+// OVN northbound ovsdb-servers. It is testenv for testing.TB: failures fail the test.
 //
 // Each test package starts one control plane in TestMain:
 //

@@ -60,9 +60,10 @@ func NewEnvironment() *Environment {
 	return &Environment{}
 }
 
-// Run starts the control plane, installs the CRDs, runs the package's tests and stops the control
-// plane. It returns the exit code for os.Exit. Outside CI a missing prerequisite makes every test
-// that asks for the control plane skip with the reason; in CI it fails the package.
+// Run starts the control plane, installs the CRDs and the admission policies, runs the package's
+// tests and stops the control plane. It returns the exit code for os.Exit. Outside CI a missing
+// prerequisite makes every test that asks for the control plane skip with the reason; in CI it
+// fails the package.
 func (e *Environment) Run(m *testing.M) int {
 	if err := testenv.CheckControlPlane(RepoRoot()); err != nil {
 		if InCI() {
