@@ -127,8 +127,15 @@ func (e *Environment) ControlPlane(t testing.TB) *envtest.Environment {
 // deleting it, so it is left with the control plane.
 func CreateNamespace(t testing.TB, client kubernetes.Interface) string {
 	t.Helper()
+	return CreateAnnotatedNamespace(t, client, nil)
+}
+
+// CreateAnnotatedNamespace is CreateNamespace with annotations, such as
+// samplecrdv1.AllowedCIDRsAnnotation.
+func CreateAnnotatedNamespace(t testing.TB, client kubernetes.Interface, annotations map[string]string) string {
+	t.Helper()
 	ns, err := client.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: "test-"},
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "test-", Annotations: annotations},
 	}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatalf("creating a namespace: %v", err)
