@@ -2,6 +2,7 @@ package network
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -116,5 +117,21 @@ func TestSyncBackendConflicts(t *testing.T) {
 	}
 	if r := f.sync(t, "default", "a"); r.Err || r.Ready != "True/Synced: "+MessageSynced {
 		t.Errorf("sync without a conflict: %+v, want Ready", r)
+	}
+}
+
+// TestDesiredNetworkRefusesReservedRanges: a cidr in a reserved range that reached the controller
+// (the CRD installed without its rules) is an invalid spec naming the range.
+func TestDesiredNetworkRefusesReservedRanges(t *testing.T) {
+	for _, tt := range []struct{ cidr, gateway, want string }{
+		{"127.0.0.0/24", "127.0.0.1", "spec.cidr 127.0.0.0/24 overlaps the loopback range 127.0.0.0/8"},
+		{"0.0.0.0/0", "10.0.0.1", "spec.cidr 0.0.0.0/0 overlaps"},
+		{"fe80::/64", "fe80::1", "spec.cidr fe80::/64 overlaps the link-local range fe80::/10"},
+		{"10.0.0.0/24", "10.0.0.1", ""},
+	} {
+		_, err := desiredNetwork(network("n", tt.cidr, tt.gateway))
+		if got := fmt.Sprint(err); (tt.want == "") != (err == nil) || (err != nil && !strings.HasPrefix(got, tt.want)) {
+			t.Errorf("desiredNetwork(%s) error = %v, want %q", tt.cidr, err, tt.want)
+		}
 	}
 }

@@ -189,6 +189,9 @@ func desiredNetwork(n *samplecrdv1.Network) (backend.Network, error) {
 	if prefix != prefix.Masked() {
 		return backend.Network{}, fmt.Errorf("spec.cidr %q has host bits set; the network is %s", n.Spec.Cidr, prefix.Masked())
 	}
+	if r, ok := samplecrdv1.ReservedRangeOverlapping(prefix); ok {
+		return backend.Network{}, fmt.Errorf("spec.cidr %s overlaps %s, which no Network may use", prefix, r)
+	}
 	gateway, err := netip.ParseAddr(n.Spec.Gateway)
 	if err != nil {
 		return backend.Network{}, fmt.Errorf("spec.gateway %q is not an IP address: %w", n.Spec.Gateway, err)
