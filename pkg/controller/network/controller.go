@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -147,7 +148,7 @@ func NewController(
 	if err := networkInformer.Informer().AddIndexers(indexers()); err != nil {
 		return nil, fmt.Errorf("adding the CIDR indexes: %w", err)
 	}
-	if _, err := networkInformer.Informer().AddEventHandlerWithOptions(cache.ResourceEventHandlerFuncs{
+	if _, err := networkInformer.Informer().AddEventHandlerWithOptions(cache.ResourceEventHandlerDetailedFuncs{
 		AddFunc:    c.addNetwork,
 		UpdateFunc: c.updateNetwork,
 		DeleteFunc: c.deleteNetwork,
@@ -213,14 +214,22 @@ func (c *Controller) backendChanged(change backend.Change) {
 	}
 }
 
-func (c *Controller) addNetwork(obj any) {
+func (c *Controller) addNetwork(obj any, isInInitialList bool) {
 	n, ok := obj.(*samplecrdv1.Network)
 	if !ok {
 		return
 	}
 	c.networks.OnAddOrUpdate(n)
 	c.queue.Add(cache.MetaObjectToName(n))
-	c.enqueueYoungerOverlapping(n)
+	if isInInitialList {
+		// Every Network of the initial list is enqueued by its own add, and no sync runs before
+		// the list is in the cache: a fan-out would only repeat keys, at a cost that grows with
+		// the square of the largest overlap component.
+		return
+	}
+	if p, ok := conflictPrefix(n); ok {
+		c.enqueueAffected(n, p)
+	}
 }
 
 func (c *Controller) updateNetwork(oldObj, newObj any) {
@@ -239,12 +248,24 @@ func (c *Controller) updateNetwork(oldObj, newObj any) {
 		return
 	}
 	c.queue.Add(cache.MetaObjectToName(newN))
-	if oldN.Spec.Cidr != newN.Spec.Cidr {
-		c.enqueueYoungerOverlapping(oldN)
+	if oldN.Spec == newN.Spec {
+		// Status, finalizers, labels or the start of the deletion: none changes which Networks
+		// conflict (a deleting Network keeps its backend objects until its finalizer goes).
+		return
 	}
-	if oldN.Spec.Cidr != newN.Spec.Cidr || oldN.DeletionTimestamp.IsZero() != newN.DeletionTimestamp.IsZero() {
-		c.enqueueYoungerOverlapping(newN)
+	oldP, oldOK := conflictPrefix(oldN)
+	newP, newOK := conflictPrefix(newN)
+	if oldOK == newOK && oldP == newP {
+		return // the gateway moved within the same cidr
 	}
+	var prefixes []netip.Prefix
+	if oldOK {
+		prefixes = append(prefixes, oldP)
+	}
+	if newOK {
+		prefixes = append(prefixes, newP)
+	}
+	c.enqueueAffected(newN, prefixes...)
 }
 
 func (c *Controller) deleteNetwork(obj any) {
@@ -258,8 +279,10 @@ func (c *Controller) deleteNetwork(obj any) {
 	}
 	c.networks.OnDelete(n)
 	c.queue.Add(cache.MetaObjectToName(n))
-	// The next Network in line for n's CIDR may now be programmed.
-	c.enqueueYoungerOverlapping(n)
+	// The Networks that n blocked, and those that they block in turn, may change.
+	if p, ok := conflictPrefix(n); ok {
+		c.enqueueAffected(n, p)
+	}
 }
 
 // resyncDelay is a random delay below resyncSpread, or none when it is zero.
@@ -270,22 +293,15 @@ func (c *Controller) resyncDelay() time.Duration {
 	return rand.N(c.resyncSpread)
 }
 
-// enqueueYoungerOverlapping enqueues the Networks whose conflict status n's appearance, change or
-// disappearance may change: those overlapping it that it takes precedence over.
-func (c *Controller) enqueueYoungerOverlapping(n *samplecrdv1.Network) {
-	p, ok := networkPrefix(n)
-	if !ok {
-		return
+// enqueueAffected enqueues the Networks whose conflict answer can change when n appears,
+// disappears, or moves from or to one of prefixes (see affectedBy).
+func (c *Controller) enqueueAffected(n *samplecrdv1.Network, prefixes ...netip.Prefix) {
+	affected, err := affectedBy(c.networksIndexer, n, prefixes...)
+	for _, o := range affected {
+		c.queue.Add(cache.MetaObjectToName(o))
 	}
-	others, err := overlapping(c.networksIndexer, p, n)
 	if err != nil {
-		utilruntime.HandleErrorWithLogger(c.logger, err, "Finding the Networks that overlap a changed one", "network", klog.KObj(n))
-		return
-	}
-	for _, o := range others {
-		if older(n, o) {
-			c.queue.Add(cache.MetaObjectToName(o))
-		}
+		utilruntime.HandleErrorWithLogger(c.logger, err, "Finding the Networks that a changed one may unblock or block", "network", klog.KObj(n))
 	}
 }
 

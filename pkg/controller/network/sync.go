@@ -81,14 +81,15 @@ func (c *Controller) syncExisting(ctx context.Context, key cache.ObjectName, cac
 		return c.writeStatus(ctx, cached, cond, nil)
 	}
 
-	if winner, err := c.olderOverlapping(cached, desired.CIDR); err != nil {
-		return err
+	if winner, err := programmedOverlapping(c.networksIndexer, cached, desired.CIDR); err != nil {
+		return fmt.Errorf("finding Networks overlapping %s: %w", key, err)
 	} else if winner != nil {
 		if err := c.unprogram(ctx, cached); err != nil {
 			return err
 		}
-		msg := fmt.Sprintf("cidr %s overlaps Network %s/%s (cidr %s), which is older and is programmed instead",
-			desired.CIDR, winner.Namespace, winner.Name, winner.Spec.Cidr)
+		// The winner is in the Network's own namespace: conflicts are judged per namespace.
+		msg := fmt.Sprintf("cidr %s overlaps Network %s (cidr %s), which is programmed",
+			desired.CIDR, winner.Name, winner.Spec.Cidr)
 		cond := notReady(samplecrdv1.ReasonCIDRConflict, msg)
 		if !conditionMatches(cached, cond) {
 			c.recorder.Event(cached, corev1.EventTypeWarning, samplecrdv1.ReasonCIDRConflict, msg)
@@ -206,19 +207,6 @@ func desiredNetwork(n *samplecrdv1.Network) (backend.Network, error) {
 		return backend.Network{}, fmt.Errorf("spec.gateway %s is the network address of %s", gateway, prefix)
 	}
 	return backend.Network{Namespace: n.Namespace, Name: n.Name, UID: n.UID, CIDR: prefix, Gateway: gateway}, nil
-}
-
-// olderOverlapping returns the oldest Network overlapping n that takes precedence over it, or nil.
-func (c *Controller) olderOverlapping(n *samplecrdv1.Network, p netip.Prefix) (*samplecrdv1.Network, error) {
-	others, err := overlapping(c.networksIndexer, p, n)
-	if err != nil {
-		return nil, fmt.Errorf("finding Networks overlapping %s: %w", klog.KObj(n), err)
-	}
-	winner := oldest(others)
-	if winner == nil || !older(winner, n) {
-		return nil, nil
-	}
-	return winner, nil
 }
 
 // addFinalizer puts the finalizer on n before its first backend write, and returns the Network as

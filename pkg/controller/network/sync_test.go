@@ -315,9 +315,9 @@ func TestSyncNetwork(t *testing.T) {
 			sync:     "younger",
 			want: result{
 				Backend: map[types.UID]backend.Network{older.UID: inBackend(older)},
-				Events:  []string{"Warning CIDRConflict cidr 10.1.0.0/16 overlaps Network default/older (cidr 10.0.0.0/8), which is older and is programmed instead"},
+				Events:  []string{"Warning CIDRConflict cidr 10.1.0.0/16 overlaps Network older (cidr 10.0.0.0/8), which is programmed"},
 				Writes:  []string{"patch networks/status"},
-				Ready:   "False/CIDRConflict: cidr 10.1.0.0/16 overlaps Network default/older (cidr 10.0.0.0/8), which is older and is programmed instead",
+				Ready:   "False/CIDRConflict: cidr 10.1.0.0/16 overlaps Network older (cidr 10.0.0.0/8), which is programmed",
 			},
 		},
 		{
@@ -328,10 +328,10 @@ func TestSyncNetwork(t *testing.T) {
 			want: result{
 				BackendCalls: []fakebackend.Call{{Op: "delete", UID: younger.UID}},
 				Backend:      map[types.UID]backend.Network{older.UID: inBackend(older)},
-				Events:       []string{"Warning CIDRConflict cidr 10.1.0.0/16 overlaps Network default/older (cidr 10.0.0.0/8), which is older and is programmed instead"},
+				Events:       []string{"Warning CIDRConflict cidr 10.1.0.0/16 overlaps Network older (cidr 10.0.0.0/8), which is programmed"},
 				Writes:       []string{"patch networks/status"},
 				Finalizers:   []string{Finalizer},
-				Ready:        "False/CIDRConflict: cidr 10.1.0.0/16 overlaps Network default/older (cidr 10.0.0.0/8), which is older and is programmed instead",
+				Ready:        "False/CIDRConflict: cidr 10.1.0.0/16 overlaps Network older (cidr 10.0.0.0/8), which is programmed",
 			},
 		},
 		{
@@ -370,9 +370,96 @@ func TestSyncNetwork(t *testing.T) {
 			sync: "b",
 			want: result{
 				Backend: map[types.UID]backend.Network{},
-				Events:  []string{"Warning CIDRConflict cidr 10.0.0.0/24 overlaps Network default/a (cidr 10.0.0.0/24), which is older and is programmed instead"},
+				Events:  []string{"Warning CIDRConflict cidr 10.0.0.0/24 overlaps Network a (cidr 10.0.0.0/24), which is programmed"},
 				Writes:  []string{"patch networks/status"},
-				Ready:   "False/CIDRConflict: cidr 10.0.0.0/24 overlaps Network default/a (cidr 10.0.0.0/24), which is older and is programmed instead",
+				Ready:   "False/CIDRConflict: cidr 10.0.0.0/24 overlaps Network a (cidr 10.0.0.0/24), which is programmed",
+			},
+		},
+		{
+			name: "blocked only by a blocked network: programmed, conflicts do not cascade",
+			networks: []*samplecrdv1.Network{
+				network("oldest", "10.20.0.0/16", "10.20.0.1", withFinalizer, synced),
+				network("wide", "10.0.0.0/8", "10.0.0.1", createdAt(1)),
+				network("narrow", "10.1.0.0/16", "10.1.0.1", createdAt(2)),
+			},
+			sync: "narrow",
+			want: result{
+				BackendCalls:  []fakebackend.Call{{Op: "ensure", UID: "uid-narrow"}},
+				Backend:       map[types.UID]backend.Network{"uid-narrow": inBackend(network("narrow", "10.1.0.0/16", "10.1.0.1"))},
+				Events:        []string{"Normal Synced Network synced successfully"},
+				Writes:        []string{"patch networks", "patch networks/status"},
+				Finalizers:    []string{Finalizer},
+				Ready:         readyTrue,
+				BackendStatus: &samplecrdv1.NetworkBackendStatus{Type: fakebackend.Type, Name: "default/narrow", ID: "id-1"},
+			},
+		},
+		{
+			name: "blocked: the message names the oldest programmed network, not the oldest overlapping one",
+			networks: []*samplecrdv1.Network{
+				network("oldest", "10.20.0.0/16", "10.20.0.1", withFinalizer, synced),
+				network("wide", "10.0.0.0/8", "10.0.0.1", createdAt(1)),
+				network("narrow", "10.1.0.0/16", "10.1.0.1", createdAt(2), withFinalizer, synced),
+				network("inner", "10.1.2.0/24", "10.1.2.1", createdAt(3)),
+			},
+			sync: "inner",
+			want: result{
+				Backend: map[types.UID]backend.Network{},
+				Events:  []string{"Warning CIDRConflict cidr 10.1.2.0/24 overlaps Network narrow (cidr 10.1.0.0/16), which is programmed"},
+				Writes:  []string{"patch networks/status"},
+				Ready:   "False/CIDRConflict: cidr 10.1.2.0/24 overlaps Network narrow (cidr 10.1.0.0/16), which is programmed",
+			},
+		},
+		{
+			name: "blocked, already saying so: no write, no event",
+			networks: []*samplecrdv1.Network{
+				older,
+				network("younger", "10.1.0.0/16", "10.1.0.1", createdAt(5), func(n *samplecrdv1.Network) {
+					n.Status = samplecrdv1.NetworkStatus{ObservedGeneration: 1, Conditions: []metav1.Condition{{
+						Type: samplecrdv1.ConditionReady, Status: metav1.ConditionFalse, Reason: samplecrdv1.ReasonCIDRConflict,
+						Message:            "cidr 10.1.0.0/16 overlaps Network older (cidr 10.0.0.0/8), which is programmed",
+						ObservedGeneration: 1, LastTransitionTime: t0,
+					}}}
+				}),
+			},
+			backend: []*samplecrdv1.Network{older},
+			sync:    "younger",
+			want: result{
+				Backend: map[types.UID]backend.Network{older.UID: inBackend(older)},
+				Ready:   "False/CIDRConflict: cidr 10.1.0.0/16 overlaps Network older (cidr 10.0.0.0/8), which is programmed",
+			},
+		},
+		{
+			name: "an older network with an invalid gateway blocks nobody",
+			networks: []*samplecrdv1.Network{
+				network("older", "10.0.0.0/8", "10.0.0.0"),
+				younger,
+			},
+			sync: "younger",
+			want: result{
+				BackendCalls:  []fakebackend.Call{{Op: "ensure", UID: younger.UID}},
+				Backend:       map[types.UID]backend.Network{younger.UID: inBackend(younger)},
+				Events:        []string{"Normal Synced Network synced successfully"},
+				Writes:        []string{"patch networks", "patch networks/status"},
+				Finalizers:    []string{Finalizer},
+				Ready:         readyTrue,
+				BackendStatus: backendStatus(younger, "id-1"),
+			},
+		},
+		{
+			name: "the same cidr in another namespace: programmed",
+			networks: []*samplecrdv1.Network{
+				network("older", "10.1.0.0/16", "10.1.0.1", withFinalizer, synced, func(n *samplecrdv1.Network) { n.Namespace, n.UID = "other", "uid-other" }),
+				younger,
+			},
+			sync: "younger",
+			want: result{
+				BackendCalls:  []fakebackend.Call{{Op: "ensure", UID: younger.UID}},
+				Backend:       map[types.UID]backend.Network{younger.UID: inBackend(younger)},
+				Events:        []string{"Normal Synced Network synced successfully"},
+				Writes:        []string{"patch networks", "patch networks/status"},
+				Finalizers:    []string{Finalizer},
+				Ready:         readyTrue,
+				BackendStatus: backendStatus(younger, "id-1"),
 			},
 		},
 		{
