@@ -61,9 +61,10 @@ test-integration: tools ## Run the integration tests only.
 BENCH_FLAGS ?=
 
 .PHONY: bench
-bench: tools ## Benchmark the manager against its baselines on a local control plane and OVN (BENCH_FLAGS=...); writes bench/results/.
+bench: tools ## Benchmark the manager against its baselines on a local control plane and OVN (BENCH_FLAGS=...); writes bench/results/. Then the CIDR conflict check.
 	$(GO) build -o bin/samplecrd-controller ./cmd/samplecrd-controller
 	$(GO) run ./bench $(BENCH_FLAGS)
+	$(GO) test -run '^$$' -bench BenchmarkConflictCheck -benchtime 1s -count 3 ./pkg/controller/network/
 
 .PHONY: ci-fresh
 ci-fresh: ## Run CI (verify and every test, CI=true) on a fresh clone of HEAD with empty Go caches; copies bin/control-plane unless CI_FRESH_CONTROL_PLANE=build.
