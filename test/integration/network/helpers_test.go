@@ -50,6 +50,9 @@ type setup struct {
 	client clientset.Interface
 	ns     string
 	db     *framework.OVSDB
+	// others are the test's namespaces besides ns (see addNamespace). A controller started while
+	// there are some watches every namespace, not ns alone.
+	others []string
 }
 
 func newSetup(t *testing.T) *setup {
@@ -59,6 +62,16 @@ func newSetup(t *testing.T) *setup {
 	s := &setup{cfg: cfg, client: clientset.NewForConfigOrDie(cfg), db: db}
 	s.ns = framework.CreateNamespace(t, kubernetes.NewForConfigOrDie(cfg))
 	return s
+}
+
+// addNamespace creates another namespace for the test, and returns a setup that acts in it, with
+// the same API server and ovsdb-server; s's controller, started after, watches both, and s's cleanup
+// deletes the Networks of both.
+func (s *setup) addNamespace(t *testing.T) *setup {
+	t.Helper()
+	ns := framework.CreateNamespace(t, kubernetes.NewForConfigOrDie(s.cfg))
+	s.others = append(s.others, ns)
+	return &setup{cfg: s.cfg, client: s.client, ns: ns, db: s.db}
 }
 
 // controller is a network controller running in this process, wired as the manager wires it: a
@@ -131,8 +144,11 @@ func (s *setup) startController(t *testing.T, tweak func(*app.Options)) *control
 	if err != nil {
 		t.Fatalf("creating the OVN backend: %v", err)
 	}
-	factory := informers.NewSharedInformerFactoryWithOptions(client, o.ResyncPeriod,
-		informers.WithNamespace(s.ns), informers.WithTransform(cachetransform.StripManagedFields))
+	factoryOpts := []informers.SharedInformerOption{informers.WithTransform(cachetransform.StripManagedFields)}
+	if len(s.others) == 0 {
+		factoryOpts = append(factoryOpts, informers.WithNamespace(s.ns))
+	}
+	factory := informers.NewSharedInformerFactoryWithOptions(client, o.ResyncPeriod, factoryOpts...)
 	networks := factory.Samplecrd().V1().Networks()
 	nc, err := network.NewController(ctx, client, networks, be,
 		broadcaster.NewRecorder(scheme, corev1.EventSource{Component: network.ControllerName}), network.Options{
@@ -172,17 +188,26 @@ func (c *controller) stop(t *testing.T) {
 	})
 }
 
-// deleteAll deletes the setup's Networks and waits until they are gone, finalizers and all.
+// deleteAll deletes the setup's Networks, in all its namespaces, and waits until they are gone,
+// finalizers and all.
 func (s *setup) deleteAll(t *testing.T) {
 	t.Helper()
 	ctx := context.Background()
-	if err := s.client.SamplecrdV1().Networks(s.ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
-		t.Errorf("deleting the test's Networks: %v", err)
-		return
+	namespaces := append([]string{s.ns}, s.others...)
+	for _, ns := range namespaces {
+		if err := s.client.SamplecrdV1().Networks(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
+			t.Errorf("deleting the test's Networks in %s: %v", ns, err)
+			return
+		}
 	}
 	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
-		list, err := s.client.SamplecrdV1().Networks(s.ns).List(ctx, metav1.ListOptions{})
-		return err == nil && len(list.Items) == 0, nil
+		for _, ns := range namespaces {
+			list, err := s.client.SamplecrdV1().Networks(ns).List(ctx, metav1.ListOptions{})
+			if err != nil || len(list.Items) != 0 {
+				return false, nil
+			}
+		}
+		return true, nil
 	})
 	if err != nil {
 		t.Errorf("the test's Networks were not all deleted: %v", err)
@@ -239,6 +264,15 @@ func statusOf(n *samplecrdv1.Network) any {
 func (s *setup) waitReady(t *testing.T, name string) *samplecrdv1.Network {
 	t.Helper()
 	return s.waitFor(t, name, "Ready", func(n *samplecrdv1.Network) bool { return ready(n) == "True/Synced" })
+}
+
+// waitConflict waits until the Network reports CIDRConflict with the message.
+func (s *setup) waitConflict(t *testing.T, name, message string) *samplecrdv1.Network {
+	t.Helper()
+	return s.waitFor(t, name, "CIDRConflict: "+message, func(n *samplecrdv1.Network) bool {
+		c := meta.FindStatusCondition(n.Status.Conditions, samplecrdv1.ConditionReady)
+		return ready(n) == "False/CIDRConflict" && c.Message == message
+	})
 }
 
 func (s *setup) waitGone(t *testing.T, name string) {
@@ -303,6 +337,29 @@ func checkProgrammed(t *testing.T, all framework.OVNRows, n *samplecrdv1.Network
 	}
 	if router, count := all.NamespaceRouter(cluster, n.Namespace); count != 1 || !slices.Contains(router.Ports, lrp.UUID) {
 		t.Errorf("Network %s: router port %s is not on its namespace's router (%d of them: %+v)", n.Name, lrp.Name, count, router)
+	}
+}
+
+// checkSwitch checks that the database holds exactly one logical switch for n, an IPv4 Network,
+// with its cidr as subnet. It leaves routers and ports alone: how switches reach a router is the
+// backend's business.
+func checkSwitch(t *testing.T, all framework.OVNRows, n *samplecrdv1.Network) {
+	t.Helper()
+	r := owned(all, n.UID)
+	if len(r.Switches) != 1 {
+		t.Errorf("Network %s/%s: %d switches, want one", n.Namespace, n.Name, len(r.Switches))
+		return
+	}
+	if got := r.Switches[0].OtherConfig[ovn.SubnetKey]; got != n.Spec.Cidr {
+		t.Errorf("Network %s/%s: switch subnet %q, want %q", n.Namespace, n.Name, got, n.Spec.Cidr)
+	}
+}
+
+// checkNoSwitch checks that the database holds no logical switch for n.
+func checkNoSwitch(t *testing.T, all framework.OVNRows, n *samplecrdv1.Network) {
+	t.Helper()
+	if r := owned(all, n.UID); len(r.Switches) != 0 {
+		t.Errorf("Network %s/%s, which must not be programmed, has %d switches", n.Namespace, n.Name, len(r.Switches))
 	}
 }
 

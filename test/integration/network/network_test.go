@@ -146,9 +146,8 @@ func TestOverlap(t *testing.T) {
 	s.waitReady(t, "a-first")
 	second := s.create(t, "b-second", "10.30.5.0/24", "10.30.5.1")
 	n := s.waitFor(t, "b-second", "CIDRConflict", func(n *samplecrdv1.Network) bool { return ready(n) == "False/CIDRConflict" })
-	msg := n.Status.Conditions[0].Message
-	if !strings.Contains(msg, s.ns+"/a-first") {
-		t.Errorf("conflict message %q does not name the winner", msg)
+	if msg, want := n.Status.Conditions[0].Message, "cidr 10.30.5.0/24 overlaps Network a-first (cidr 10.30.0.0/16), which is programmed"; msg != want {
+		t.Errorf("conflict message %q, want %q", msg, want)
 	}
 	if o := owned(s.db.Dump(t), second.UID); len(o.Switches) != 0 {
 		t.Errorf("the conflicting Network was programmed: %+v", o.Switches)
@@ -163,6 +162,81 @@ func TestOverlap(t *testing.T) {
 	if o := owned(rows, first.UID); len(o.Switches) != 0 {
 		t.Errorf("the deleted Network's switch is still there")
 	}
+}
+
+// TestConflictCascade checks that conflicts do not cascade, in one namespace: 10.20.0.0/16 (the
+// oldest), then 10.0.0.0/8, which overlaps it and is blocked, then 10.1.0.0/16, which overlaps only
+// the blocked /8 and is programmed. Deleting the oldest programs the /8, which then blocks
+// 10.1.0.0/16, and touches nothing else: a Network apart gets no write.
+func TestConflictCascade(t *testing.T) {
+	s := newSetup(t)
+	s.startController(t, nil)
+	// Creation timestamps have one-second resolution and ties are broken by name: with names that
+	// sort in creation order, the age order is the creation order whatever second each falls in.
+	oldest := s.create(t, "a-oldest", "10.20.0.0/16", "10.20.0.1")
+	wide := s.create(t, "b-wide", "10.0.0.0/8", "10.0.0.1")
+	narrow := s.create(t, "c-narrow", "10.1.0.0/16", "10.1.0.1")
+	s.create(t, "d-apart", "192.168.7.0/24", "192.168.7.1")
+
+	oldest = s.waitReady(t, "a-oldest")
+	s.waitConflict(t, "b-wide", "cidr 10.0.0.0/8 overlaps Network a-oldest (cidr 10.20.0.0/16), which is programmed")
+	narrow = s.waitReady(t, "c-narrow")
+	apart := s.waitReady(t, "d-apart")
+	rows := s.waitRows(t, "the switches of the programmed Networks", func(r framework.OVNRows) bool {
+		return len(owned(r, oldest.UID).Switches) == 1 && len(owned(r, narrow.UID).Switches) == 1 && len(owned(r, apart.UID).Switches) == 1
+	})
+	checkSwitch(t, rows, oldest)
+	checkNoSwitch(t, rows, wide)
+	checkSwitch(t, rows, narrow)
+	checkSwitch(t, rows, apart)
+	apartSwitch := owned(rows, apart.UID).Switches[0].UUID
+
+	if err := s.client.SamplecrdV1().Networks(s.ns).Delete(context.Background(), "a-oldest", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	s.waitGone(t, "a-oldest")
+	wide = s.waitReady(t, "b-wide")
+	s.waitConflict(t, "c-narrow", "cidr 10.1.0.0/16 overlaps Network b-wide (cidr 10.0.0.0/8), which is programmed")
+	rows = s.waitRows(t, "the /8's switch, and none for 10.1.0.0/16", func(r framework.OVNRows) bool {
+		return len(owned(r, wide.UID).Switches) == 1 && len(owned(r, narrow.UID).Switches) == 0
+	})
+	checkSwitch(t, rows, wide)
+	checkNoSwitch(t, rows, narrow)
+	checkNoSwitch(t, rows, oldest)
+	checkSwitch(t, rows, apart)
+	if got := owned(rows, apart.UID).Switches; len(got) == 1 && got[0].UUID != apartSwitch {
+		t.Errorf("the switch of d-apart was replaced")
+	}
+	now, err := s.client.SamplecrdV1().Networks(s.ns).Get(context.Background(), "d-apart", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if now.ResourceVersion != apart.ResourceVersion {
+		t.Errorf("d-apart, which overlaps nothing, was written: resourceVersion %s, was %s; status %+v",
+			now.ResourceVersion, apart.ResourceVersion, now.Status)
+	}
+}
+
+// TestConflictAcrossNamespaces checks that Networks of different namespaces never conflict: the
+// same cidr, under the same name, is Ready in two namespaces, while a Network inside it in the
+// second namespace is blocked by that namespace's own.
+func TestConflictAcrossNamespaces(t *testing.T) {
+	s := newSetup(t)
+	other := s.addNamespace(t)
+	s.startController(t, nil)
+	first := s.create(t, "shared", "10.40.0.0/16", "10.40.0.1")
+	second := other.create(t, "shared", "10.40.0.0/16", "10.40.0.1")
+	inner := other.create(t, "z-inner", "10.40.1.0/24", "10.40.1.1")
+
+	first = s.waitReady(t, "shared")
+	second = other.waitReady(t, "shared")
+	other.waitConflict(t, "z-inner", "cidr 10.40.1.0/24 overlaps Network shared (cidr 10.40.0.0/16), which is programmed")
+	rows := s.waitRows(t, "a switch for each namespace's shared", func(r framework.OVNRows) bool {
+		return len(owned(r, first.UID).Switches) == 1 && len(owned(r, second.UID).Switches) == 1
+	})
+	checkSwitch(t, rows, first)
+	checkSwitch(t, rows, second)
+	checkNoSwitch(t, rows, inner)
 }
 
 // TestBackendDown creates a Network while ovsdb-server is down: it reports the error, and becomes
