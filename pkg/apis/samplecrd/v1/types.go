@@ -96,7 +96,7 @@ const (
 
 	// ReasonSynced: the backend holds the network as the spec asks.
 	ReasonSynced = "Synced"
-	// ReasonCIDRConflict: the cidr overlaps an older Network's, which is programmed instead.
+	// ReasonCIDRConflict: the cidr overlaps that of an older programmed Network of the same namespace.
 	ReasonCIDRConflict = "CIDRConflict"
 	// ReasonInvalidSpec: the spec passed admission but the controller cannot program it.
 	ReasonInvalidSpec = "InvalidSpec"
