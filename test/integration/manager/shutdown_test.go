@@ -165,8 +165,8 @@ func TestStopWithASyncStuck(t *testing.T) {
 			cfg := env.Config(t)
 			ns := framework.CreateNamespace(t, env.KubeClient(t))
 			db := framework.StartOVSDB(t)
-			// Overlap is judged across namespaces: each case has CIDRs of its own, apart from the
-			// other tests of the package.
+			// Each case has CIDRs of its own, apart from the other tests of the package (overlap is
+			// judged within a namespace now, but distinct CIDRs keep the OVN rows easy to tell apart).
 			subnet := func(j int) (string, string) {
 				return fmt.Sprintf("10.8%d.%d.0/24", i, j), fmt.Sprintf("10.8%d.%d.1", i, j)
 			}

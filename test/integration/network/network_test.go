@@ -234,9 +234,15 @@ func TestConflictAcrossNamespaces(t *testing.T) {
 	rows := s.waitRows(t, "a switch for each namespace's shared", func(r framework.OVNRows) bool {
 		return len(owned(r, first.UID).Switches) == 1 && len(owned(r, second.UID).Switches) == 1
 	})
-	checkSwitch(t, rows, first)
-	checkSwitch(t, rows, second)
+	// Each on its own namespace's router (checkProgrammed checks the rows and the router).
+	checkProgrammed(t, rows, first)
+	checkProgrammed(t, rows, second)
 	checkNoSwitch(t, rows, inner)
+	routerA, _ := rows.NamespaceRouter(cluster, first.Namespace)
+	routerB, _ := rows.NamespaceRouter(cluster, second.Namespace)
+	if routerA.UUID == routerB.UUID || len(routerA.Ports) != 1 || len(routerB.Ports) != 1 || len(rows.Routers) != 2 {
+		t.Errorf("want one router per namespace with one port each, got %+v", rows.Routers)
+	}
 }
 
 // TestBackendDown creates a Network while ovsdb-server is down: it reports the error, and becomes
