@@ -64,8 +64,8 @@ func TestNameConflict(t *testing.T) {
 func TestSwitchUIDChangedOutOfBand(t *testing.T) {
 	s := newSetup(t)
 	s.startController(t, nil)
-	n := s.create(t, "net", "10.31.0.0/24", "10.31.0.1")
-	n = s.waitReady(t, "net")
+	s.create(t, "net", "10.31.0.0/24", "10.31.0.1")
+	n := s.waitReady(t, "net")
 	before := statusID(n)
 
 	s.db.NBCtl(t, "set", "Logical_Switch", before, "external_ids:samplecrd.k8s.io/uid=not-a-network")
