@@ -348,53 +348,53 @@ func (b *Backend) observe(ctx context.Context, uid types.UID, want *desiredState
 // observeNames looks up the rows that hold the names of want's switch and ports (by index: the
 // client's on switch names, the schema's on port names). The caller holds connMu for reading.
 func (b *Backend) observeNames(ctx context.Context, want desiredState, obs *observed) error {
-	cluster := b.opts.ClusterName
-	var switches []nbdb.LogicalSwitch
-	ls := &nbdb.LogicalSwitch{}
-	if err := b.client.WhereAll(ls, model.Condition{Field: &ls.Name, Function: ovsdb.ConditionEqual, Value: want.Switch.Name}).List(ctx, &switches); err != nil {
-		return fmt.Errorf("listing logical switches from the cache: %w", err)
+	c, cluster := b.client, b.opts.ClusterName
+	ls, lsp, lrp := &nbdb.LogicalSwitch{}, &nbdb.LogicalSwitchPort{}, &nbdb.LogicalRouterPort{}
+	stale, err := nameHolders(ctx, c, cluster, "logical switch", ls, &ls.Name, want.Switch.Name, obs.Switches,
+		func(r *nbdb.LogicalSwitch) (string, map[string]string) { return r.UUID, r.ExternalIDs })
+	if err != nil {
+		return err
 	}
-	for _, r := range switches {
-		switch {
-		case slices.ContainsFunc(obs.Switches, func(s nbdb.LogicalSwitch) bool { return s.UUID == r.UUID }):
-		case ownedBy(r.ExternalIDs, cluster):
-			obs.StaleSwitches = append(obs.StaleSwitches, r)
-		default:
-			return &backend.NameConflictError{Kind: "logical switch", Name: r.Name, ID: r.UUID, Owner: ownerText(r.ExternalIDs)}
-		}
+	obs.StaleSwitches = append(obs.StaleSwitches, stale...)
+	// A port name holds the UID: a port of the cluster under it is the UID's, whatever its other
+	// keys say.
+	ports, err := nameHolders(ctx, c, cluster, "logical switch port", lsp, &lsp.Name, want.SwitchPort.Name, obs.SwitchPorts,
+		func(r *nbdb.LogicalSwitchPort) (string, map[string]string) { return r.UUID, r.ExternalIDs })
+	if err != nil {
+		return err
 	}
-
-	var switchPorts []nbdb.LogicalSwitchPort
-	lsp := &nbdb.LogicalSwitchPort{}
-	if err := b.client.WhereAll(lsp, model.Condition{Field: &lsp.Name, Function: ovsdb.ConditionEqual, Value: want.SwitchPort.Name}).List(ctx, &switchPorts); err != nil {
-		return fmt.Errorf("listing logical switch ports from the cache: %w", err)
+	obs.SwitchPorts = append(obs.SwitchPorts, ports...)
+	routerPorts, err := nameHolders(ctx, c, cluster, "logical router port", lrp, &lrp.Name, want.RouterPort.Name, obs.RouterPorts,
+		func(r *nbdb.LogicalRouterPort) (string, map[string]string) { return r.UUID, r.ExternalIDs })
+	if err != nil {
+		return err
 	}
-	for _, r := range switchPorts {
-		switch {
-		case slices.ContainsFunc(obs.SwitchPorts, func(s nbdb.LogicalSwitchPort) bool { return s.UUID == r.UUID }):
-		case ownedBy(r.ExternalIDs, cluster):
-			// The name holds the UID: the port is the UID's, whatever its other keys say.
-			obs.SwitchPorts = append(obs.SwitchPorts, r)
-		default:
-			return &backend.NameConflictError{Kind: "logical switch port", Name: r.Name, ID: r.UUID, Owner: ownerText(r.ExternalIDs)}
-		}
-	}
-
-	var routerPorts []nbdb.LogicalRouterPort
-	lrp := &nbdb.LogicalRouterPort{}
-	if err := b.client.WhereAll(lrp, model.Condition{Field: &lrp.Name, Function: ovsdb.ConditionEqual, Value: want.RouterPort.Name}).List(ctx, &routerPorts); err != nil {
-		return fmt.Errorf("listing logical router ports from the cache: %w", err)
-	}
-	for _, r := range routerPorts {
-		switch {
-		case slices.ContainsFunc(obs.RouterPorts, func(s nbdb.LogicalRouterPort) bool { return s.UUID == r.UUID }):
-		case ownedBy(r.ExternalIDs, cluster):
-			obs.RouterPorts = append(obs.RouterPorts, r)
-		default:
-			return &backend.NameConflictError{Kind: "logical router port", Name: r.Name, ID: r.UUID, Owner: ownerText(r.ExternalIDs)}
-		}
-	}
+	obs.RouterPorts = append(obs.RouterPorts, routerPorts...)
 	return nil
+}
+
+// nameHolders returns the cluster's rows of m's table named value that are not among have, and a
+// *backend.NameConflictError for the first row of another owner with that name. key returns a
+// row's UUID and external_ids.
+func nameHolders[T any](ctx context.Context, c client.Client, cluster, kind string, m *T, name *string, value string,
+	have []T, key func(*T) (string, map[string]string)) ([]T, error) {
+	var rows []T
+	*name = value
+	if err := c.WhereAll(any(m).(model.Model), model.Condition{Field: name, Function: ovsdb.ConditionEqual, Value: value}).List(ctx, &rows); err != nil {
+		return nil, fmt.Errorf("listing %ss from the cache: %w", kind, err)
+	}
+	var ours []T
+	for i := range rows {
+		uuid, ids := key(&rows[i])
+		switch {
+		case slices.ContainsFunc(have, func(h T) bool { u, _ := key(&h); return u == uuid }):
+		case ownedBy(ids, cluster):
+			ours = append(ours, rows[i])
+		default:
+			return nil, &backend.NameConflictError{Kind: kind, Name: value, ID: uuid, Owner: ownerText(ids)}
+		}
+	}
+	return ours, nil
 }
 
 // all reports whether f is true for all rows.
