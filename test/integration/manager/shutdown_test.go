@@ -93,8 +93,19 @@ func TestGracefulStopDuringBurst(t *testing.T) {
 	for _, e := range append(m.LogEntries("Sync failed, will retry"), m.LogEntries("Dropping key out of the queue")...) {
 		t.Errorf("a sync failed during the stop: %v", e)
 	}
-	if strings.Contains(m.Stderr(), "context canceled") {
-		t.Errorf("the manager logged a cancelled context:\n%s", grepLines(m.Stderr(), "context canceled"))
+	// client-go's elector logs a renewal that the stop cancelled mid-request ("Failed to renew
+	// lease ... context canceled") before the manager releases the lease; that one is not ours.
+	var cancelled []string
+	for _, line := range strings.Split(grepLines(m.Stderr(), "context canceled"), "\n") {
+		if line != "" && !strings.Contains(line, `"caller":"leaderelection/`) {
+			cancelled = append(cancelled, line)
+		}
+	}
+	if len(cancelled) > 0 {
+		t.Errorf("the manager logged a cancelled context:\n%s", strings.Join(cancelled, "\n"))
+	}
+	if !strings.Contains(m.Stderr(), "Released the leader lease") {
+		t.Errorf("the manager did not release the lease")
 	}
 
 	list, err := client.SamplecrdV1().Networks(ns).List(ctx, metav1.ListOptions{})
