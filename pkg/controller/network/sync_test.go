@@ -186,6 +186,16 @@ func TestSyncNetwork(t *testing.T) {
 	backendStatus := func(n *samplecrdv1.Network, id string) *samplecrdv1.NetworkBackendStatus {
 		return &samplecrdv1.NetworkBackendStatus{Type: fakebackend.Type, Name: n.Namespace + "/" + n.Name, ID: id}
 	}
+	// youngerProgrammed is the result of a sync that programs younger for the first time.
+	youngerProgrammed := result{
+		BackendCalls:  []fakebackend.Call{{Op: "ensure", UID: younger.UID}},
+		Backend:       map[types.UID]backend.Network{younger.UID: inBackend(younger)},
+		Events:        []string{"Normal Synced Network synced successfully"},
+		Writes:        []string{"patch networks", "patch networks/status"},
+		Finalizers:    []string{Finalizer},
+		Ready:         readyTrue,
+		BackendStatus: backendStatus(younger, "id-1"),
+	}
 
 	cases := []struct {
 		name     string
@@ -352,15 +362,7 @@ func TestSyncNetwork(t *testing.T) {
 			name:     "the winner is gone: the younger network is programmed",
 			networks: []*samplecrdv1.Network{younger},
 			sync:     "younger",
-			want: result{
-				BackendCalls:  []fakebackend.Call{{Op: "ensure", UID: younger.UID}},
-				Backend:       map[types.UID]backend.Network{younger.UID: inBackend(younger)},
-				Events:        []string{"Normal Synced Network synced successfully"},
-				Writes:        []string{"patch networks", "patch networks/status"},
-				Finalizers:    []string{Finalizer},
-				Ready:         readyTrue,
-				BackendStatus: backendStatus(younger, "id-1"),
-			},
+			want:     youngerProgrammed,
 		},
 		{
 			name: "same cidr, same creation second: the name decides",
@@ -435,15 +437,7 @@ func TestSyncNetwork(t *testing.T) {
 				younger,
 			},
 			sync: "younger",
-			want: result{
-				BackendCalls:  []fakebackend.Call{{Op: "ensure", UID: younger.UID}},
-				Backend:       map[types.UID]backend.Network{younger.UID: inBackend(younger)},
-				Events:        []string{"Normal Synced Network synced successfully"},
-				Writes:        []string{"patch networks", "patch networks/status"},
-				Finalizers:    []string{Finalizer},
-				Ready:         readyTrue,
-				BackendStatus: backendStatus(younger, "id-1"),
-			},
+			want: youngerProgrammed,
 		},
 		{
 			name: "the same cidr in another namespace: programmed",
@@ -452,15 +446,7 @@ func TestSyncNetwork(t *testing.T) {
 				younger,
 			},
 			sync: "younger",
-			want: result{
-				BackendCalls:  []fakebackend.Call{{Op: "ensure", UID: younger.UID}},
-				Backend:       map[types.UID]backend.Network{younger.UID: inBackend(younger)},
-				Events:        []string{"Normal Synced Network synced successfully"},
-				Writes:        []string{"patch networks", "patch networks/status"},
-				Finalizers:    []string{Finalizer},
-				Ready:         readyTrue,
-				BackendStatus: backendStatus(younger, "id-1"),
-			},
+			want: youngerProgrammed,
 		},
 		{
 			name:     "invalid spec that passed admission: InvalidSpec, no backend call, no retry",
