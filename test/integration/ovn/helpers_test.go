@@ -161,3 +161,15 @@ func waitFor(t *testing.T, ctx context.Context, what string, cond func() bool) {
 		t.Fatalf("waiting for %s: %v", what, err)
 	}
 }
+
+// startWatched starts an ovsdb-server and a ready backend of the cluster on it whose OnChange
+// reports are recorded from the start.
+func startWatched(t *testing.T) (context.Context, *framework.OVSDB, *ovn.Backend, *changes) {
+	t.Helper()
+	ctx := testContext(t)
+	db := framework.StartOVSDB(t)
+	b := newBackend(t, ctx, db, cluster)
+	seen := watchChanges(b)
+	waitReady(t, ctx, b)
+	return ctx, db, b, seen
+}

@@ -82,11 +82,7 @@ func TestRouterPerNamespace(t *testing.T) {
 // replaced in one transaction; rows of other owners under any of the names the Network needs give
 // a NameConflictError naming them, nothing is written, and their removal is reported.
 func TestNameConflicts(t *testing.T) {
-	ctx := testContext(t)
-	db := framework.StartOVSDB(t)
-	b := newBackend(t, ctx, db, cluster)
-	seen := watchChanges(b)
-	waitReady(t, ctx, b)
+	ctx, db, b, seen := startWatched(t)
 
 	// Ours, with its UID changed out of band: one switch of the name afterwards, a new one.
 	n := network("ns1", "net", "uid-1", "10.40.0.0/24", "10.40.0.1")
@@ -137,11 +133,7 @@ func TestNameConflicts(t *testing.T) {
 // TestRouterKeysRepaired: a router of the cluster whose keys were removed out of band is repaired
 // in place: the same router, the same ports, no second router.
 func TestRouterKeysRepaired(t *testing.T) {
-	ctx := testContext(t)
-	db := framework.StartOVSDB(t)
-	b := newBackend(t, ctx, db, cluster)
-	seen := watchChanges(b)
-	waitReady(t, ctx, b)
+	ctx, db, b, seen := startWatched(t)
 
 	n1 := network("ns1", "a", "uid-1", "10.44.0.0/24", "10.44.0.1")
 	n2 := network("ns1", "b", "uid-2", "10.45.0.0/24", "10.45.0.1")

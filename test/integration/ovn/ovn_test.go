@@ -194,11 +194,7 @@ func TestEnsureUpdatesInPlace(t *testing.T) {
 // TestDriftRepair: rows changed or deleted with ovn-nbctl are reported through OnChange and put
 // back by Ensure.
 func TestDriftRepair(t *testing.T) {
-	ctx := testContext(t)
-	db := framework.StartOVSDB(t)
-	b := newBackend(t, ctx, db, cluster)
-	seen := watchChanges(b)
-	waitReady(t, ctx, b)
+	ctx, db, b, seen := startWatched(t)
 
 	n := network("ns1", "net1", "uid-1", "10.40.0.0/24", "10.40.0.1")
 	ensured := mustEnsure(t, ctx, b, n)
