@@ -66,6 +66,9 @@ type Backend interface {
 	// caller checks everything again). fn is called at once when the backend is ready already.
 	// fn must return at once, for example after a non-blocking send. A later call replaces fn.
 	OnReady(fn func())
+	// OnNotReady registers fn, called with the reason each time the backend stops being ready
+	// (not when it is closed). fn must return at once. A later call replaces fn.
+	OnNotReady(fn func(err error))
 }
 
 // Change says which Network a change in the backend concerns.

@@ -36,8 +36,9 @@ type Backend struct {
 	errs map[string][]error
 	// notReady, when set, is returned by Ready.
 	notReady error
-	// onReady is the function registered with OnReady.
-	onReady func()
+	// onReady and onNotReady are the functions registered with OnReady and OnNotReady.
+	onReady    func()
+	onNotReady func(error)
 	// nextID numbers the networks' IDs.
 	nextID int
 	ids    map[types.UID]string
@@ -72,7 +73,7 @@ func (b *Backend) InjectError(op string, err error) {
 }
 
 // SetNotReady makes Ready return err (nil makes it ready, and calls the OnReady function when it
-// was not).
+// was not; an error calls the OnNotReady function when it was ready).
 func (b *Backend) SetNotReady(err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -81,6 +82,16 @@ func (b *Backend) SetNotReady(err error) {
 	if err == nil && !wasReady && b.onReady != nil {
 		b.onReady()
 	}
+	if err != nil && wasReady && b.onNotReady != nil {
+		b.onNotReady(err)
+	}
+}
+
+// OnNotReady registers fn, called whenever SetNotReady(err) makes a ready backend not ready.
+func (b *Backend) OnNotReady(fn func(error)) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.onNotReady = fn
 }
 
 // OnReady registers fn, called at once when the backend is ready and whenever SetNotReady(nil)
@@ -94,11 +105,16 @@ func (b *Backend) OnReady(fn func()) {
 	}
 }
 
+// record records a call, and returns the error it must fail with: an injected one, or
+// backend.ErrNotReady while the backend is not ready.
 func (b *Backend) record(op string, uid types.UID) error {
 	b.calls = append(b.calls, Call{Op: op, UID: uid})
 	if errs := b.errs[op]; len(errs) > 0 {
 		b.errs[op] = errs[1:]
 		return errs[0]
+	}
+	if b.notReady != nil {
+		return fmt.Errorf("%w: %w", backend.ErrNotReady, b.notReady)
 	}
 	return nil
 }

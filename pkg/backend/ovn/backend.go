@@ -86,8 +86,10 @@ type Backend struct {
 	// is set under readyMu, so that OnReady's function sees every transition to ready.
 	ready   atomic.Bool
 	readyMu sync.Mutex
-	// onReady is the function registered with OnReady, nil until then; guarded by readyMu.
-	onReady func()
+	// onReady and onNotReady are the functions registered with OnReady and OnNotReady, nil until
+	// then; guarded by readyMu.
+	onReady    func()
+	onNotReady func(error)
 	// lastErr is why the backend is not ready, for Ready's error.
 	lastErr atomic.Pointer[error]
 	// handledCache is the libovsdb cache that the event handler was added to; libovsdb makes a
@@ -222,13 +224,31 @@ func (b *Backend) OnReady(fn func()) {
 	}
 }
 
-// setReady records whether the backend is ready, and calls the OnReady function when it becomes so.
-func (b *Backend) setReady(ready bool) {
+// OnNotReady registers fn, called with the reason when the backend stops being ready: the
+// connection was lost or the server stopped answering. It is not called when the backend closes.
+// fn runs on the connection's goroutine, so it must return at once. A later call replaces fn.
+func (b *Backend) OnNotReady(fn func(error)) {
 	b.readyMu.Lock()
 	defer b.readyMu.Unlock()
-	was := b.ready.Swap(ready)
-	if ready && !was && b.onReady != nil {
+	b.onNotReady = fn
+}
+
+// setReady records that the backend is ready, and calls the OnReady function when it was not.
+func (b *Backend) setReady() {
+	b.readyMu.Lock()
+	defer b.readyMu.Unlock()
+	if !b.ready.Swap(true) && b.onReady != nil {
 		b.onReady()
+	}
+}
+
+// setNotReady records that the backend is not ready, for why, and calls the OnNotReady function
+// when it was; closing, it calls nothing.
+func (b *Backend) setNotReady(why error, closing bool) {
+	b.readyMu.Lock()
+	defer b.readyMu.Unlock()
+	if b.ready.Swap(false) && !closing && b.onNotReady != nil {
+		b.onNotReady(why)
 	}
 }
 
@@ -346,7 +366,7 @@ func (b *Backend) connectAndServe(ctx context.Context) (bool, error) {
 		b.disconnect(ctx)
 		return false, fmt.Errorf("monitoring the northbound tables: %w", err)
 	}
-	b.setReady(true)
+	b.setReady()
 	b.logger.Info("Connected to the OVN northbound database")
 
 	var probe <-chan time.Time
@@ -358,11 +378,12 @@ func (b *Backend) connectAndServe(ctx context.Context) (bool, error) {
 	for {
 		select {
 		case <-b.disconnected:
-			b.setReady(false)
+			err := errors.New("disconnected")
+			b.setNotReady(err, ctx.Err() != nil)
 			b.logger.Info("Disconnected from the OVN northbound database")
-			return true, errors.New("disconnected")
+			return true, err
 		case <-ctx.Done():
-			b.setReady(false)
+			b.setNotReady(ctx.Err(), true)
 			b.disconnect(context.Background())
 			return true, ctx.Err()
 		case <-probe:
@@ -371,9 +392,10 @@ func (b *Backend) connectAndServe(ctx context.Context) (bool, error) {
 			cancel()
 			if err != nil && ctx.Err() == nil {
 				b.logger.Info("OVN northbound database does not answer, reconnecting", "err", err)
-				b.setReady(false)
+				err = fmt.Errorf("echo: %w", err)
+				b.setNotReady(err, false)
 				b.disconnect(ctx)
-				return true, fmt.Errorf("echo: %w", err)
+				return true, err
 			}
 		}
 	}
