@@ -5,10 +5,14 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/tools/cache"
@@ -79,6 +83,13 @@ type Controller struct {
 	backendReady chan struct{}
 	// orphans are the backend UIDs found without a Network, by the key the sync removes them under.
 	orphans orphanSet
+	// own are this controller's writes whose watch events have not arrived yet.
+	own ownWrites
+	// eventObject is what backend outages are recorded on, nil for none; away is when the
+	// backend stopped being ready, zero while it is.
+	eventObject runtime.Object
+	awayMu      sync.Mutex
+	away        time.Time
 }
 
 // Options tune a Controller; the zero value gives the defaults.
@@ -97,6 +108,11 @@ type Options struct {
 	RateLimiter workqueue.TypedRateLimiter[cache.ObjectName]
 	// Runner are the manager-wide settings of the work loop: shutdown timeout and observer.
 	Runner runner.Options
+	// EventObject is the object that the backend's outages are recorded on, one Warning event
+	// when it goes away and one Normal event when it returns (the manager's leader election
+	// Lease, say); none when nil. Networks do not record them: a programmed Network keeps its
+	// status through an outage.
+	EventObject runtime.Object
 }
 
 // NewController returns a network controller. It registers its event handlers and indexes on the
@@ -138,6 +154,7 @@ func NewController(
 		logger:              logger,
 		firstReady:          make(chan struct{}),
 		backendReady:        make(chan struct{}, 1),
+		eventObject:         opts.EventObject,
 	}
 	c.networks = cache.NewIntegerResourceVersionMutationCacheWithOptions(logger, c.networksIndexer, cache.MutationCacheOptions{
 		// Long enough for any watch event to arrive; the informer's own events evict entries
@@ -159,6 +176,7 @@ func NewController(
 		return nil, fmt.Errorf("adding the UID index: %w", err)
 	}
 	be.OnReady(c.backendBecameReady)
+	be.OnNotReady(c.backendWentAway)
 	if n, ok := be.(backend.Notifier); ok {
 		// Drift repair at once: the backend tells which Network a row changed out of band is for.
 		n.OnChange(c.backendChanged)
@@ -239,15 +257,22 @@ func (c *Controller) updateNetwork(oldObj, newObj any) {
 		return
 	}
 	c.networks.OnAddOrUpdate(newN)
+	key := cache.MetaObjectToName(newN)
+	if c.own.seen(key, oldN, newN) {
+		// This controller's own write (a status or the finalizer): the sync that made it acted on
+		// what it wrote, and retries, when it failed, with backoff. A write changes no spec, so
+		// no other Network's conflict answer either.
+		return
+	}
 	if oldN.ResourceVersion == newN.ResourceVersion {
 		// A periodic resync: the drift check. The sync compares the backend with the spec and
 		// writes nothing when they agree. Nothing about
 		// other Networks changed, so no overlap fan-out. The resync hands over every Network at
 		// once: spread them out, so that a new Network does not wait behind thousands of checks.
-		c.queue.AddAfter(cache.MetaObjectToName(newN), c.resyncDelay())
+		c.queue.AddAfter(key, c.resyncDelay())
 		return
 	}
-	c.queue.Add(cache.MetaObjectToName(newN))
+	c.queue.Add(key)
 	if oldN.Spec == newN.Spec {
 		// Status, finalizers, labels or the start of the deletion: none changes which Networks
 		// conflict (a deleting Network keeps its backend objects until its finalizer goes).
@@ -278,6 +303,7 @@ func (c *Controller) deleteNetwork(obj any) {
 		return
 	}
 	c.networks.OnDelete(n)
+	c.own.forget(cache.MetaObjectToName(n))
 	c.queue.Add(cache.MetaObjectToName(n))
 	// The Networks that n blocked, and those that they block in turn, may change.
 	if p, ok := conflictPrefix(n); ok {
@@ -347,9 +373,42 @@ func (c *Controller) backendBecameReady() {
 	if c.readyOnce.CompareAndSwap(false, true) {
 		close(c.firstReady)
 	}
+	c.awayMu.Lock()
+	since := c.away
+	c.away = time.Time{}
+	c.awayMu.Unlock()
+	if !since.IsZero() {
+		took := c.clock.Since(since).Round(time.Millisecond)
+		c.logger.Info("Backend is available again", "backend", c.backend.Type(), "unavailableFor", took)
+		if c.eventObject != nil {
+			c.recorder.Eventf(c.eventObject, corev1.EventTypeNormal, ReasonBackendAvailable,
+				"The %s backend is available again after %s: checking every Network against it", c.backend.Type(), took)
+		}
+	}
 	select {
 	case c.backendReady <- struct{}{}:
 	default: // a check is due already
+	}
+}
+
+// backendWentAway is the backend's OnNotReady function: it records the outage once, in the log
+// and as one event, rather than on every Network (see backendFailed). It runs on the backend's
+// goroutine and only records.
+func (c *Controller) backendWentAway(err error) {
+	c.awayMu.Lock()
+	first := c.away.IsZero()
+	if first {
+		c.away = c.clock.Now()
+	}
+	c.awayMu.Unlock()
+	if !first {
+		return
+	}
+	c.logger.Info("Backend is not available: programmed Networks keep their state, pending ones wait for it",
+		"backend", c.backend.Type(), "err", err)
+	if c.eventObject != nil {
+		c.recorder.Eventf(c.eventObject, corev1.EventTypeWarning, samplecrdv1.ReasonBackendUnavailable,
+			"The %s backend is not available (%v): programmed Networks keep their state, pending ones wait for it", c.backend.Type(), err)
 	}
 }
 

@@ -48,7 +48,10 @@ func (c *Controller) syncNetwork(ctx context.Context, key cache.ObjectName) erro
 		// Gone, finalizer and all: its backend objects went before the finalizer did. A Network
 		// whose finalizer someone else removed left orphans, which the sweep reported.
 		logger.V(4).Info("Network no longer exists")
-		return c.removeOrphans(ctx, key, "")
+		if err := c.removeOrphans(ctx, key, ""); err != nil && !c.unavailable(err) {
+			return err // an unavailable backend: found again by the sweep that follows its return
+		}
+		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("reading Network %s from the cache: %w", key, err)
@@ -56,6 +59,9 @@ func (c *Controller) syncNetwork(ctx context.Context, key cache.ObjectName) erro
 	// Orphans under this key that failed to go are retried with the key; the Network itself is
 	// synced all the same.
 	orphanErr := c.removeOrphans(ctx, key, cached.UID)
+	if c.unavailable(orphanErr) {
+		orphanErr = nil // found again by the sweep that follows the backend's return
+	}
 	return errors.Join(orphanErr, c.syncExisting(ctx, key, cached))
 }
 
@@ -72,7 +78,7 @@ func (c *Controller) syncExisting(ctx context.Context, key cache.ObjectName, cac
 		// Admission validation makes this rare (the CRD was installed without its rules, say).
 		// Nothing the controller does will fix it: say so and wait for a new spec.
 		if err := c.unprogram(ctx, cached); err != nil {
-			return err
+			return c.backendFailed(ctx, cached, err)
 		}
 		cond := notReady(samplecrdv1.ReasonInvalidSpec, invalid.Error())
 		if !conditionMatches(cached, cond) {
@@ -85,7 +91,7 @@ func (c *Controller) syncExisting(ctx context.Context, key cache.ObjectName, cac
 		return fmt.Errorf("finding Networks overlapping %s: %w", key, err)
 	} else if winner != nil {
 		if err := c.unprogram(ctx, cached); err != nil {
-			return err
+			return c.backendFailed(ctx, cached, err)
 		}
 		// The winner is in the Network's own namespace: conflicts are judged per namespace.
 		msg := fmt.Sprintf("cidr %s overlaps Network %s (cidr %s), which is programmed",
@@ -121,12 +127,7 @@ func (c *Controller) syncExisting(ctx context.Context, key cache.ObjectName, cac
 		return fmt.Errorf("ensuring Network %s in the backend: %w", key, err)
 	}
 	if err != nil {
-		msg := fmt.Sprintf("%s backend: %v", c.backend.Type(), err)
-		c.recorder.Event(network, corev1.EventTypeWarning, samplecrdv1.ReasonBackendError, msg)
-		return errors.Join(
-			fmt.Errorf("ensuring Network %s in the backend: %w", key, err),
-			c.writeStatus(ctx, network, notReady(samplecrdv1.ReasonBackendError, msg), network.Status.Backend),
-		)
+		return c.backendFailed(ctx, network, fmt.Errorf("ensuring Network %s in the backend: %w", key, err))
 	}
 	if status.Changed {
 		logger.V(2).Info("Programmed network in the backend", "backend", status.Type, "object", status.Name, "id", status.ID)
@@ -150,15 +151,7 @@ func (c *Controller) syncDeleting(ctx context.Context, n *samplecrdv1.Network) e
 		return nil
 	}
 	if err := c.backend.Delete(ctx, n.UID); err != nil {
-		if errors.Is(err, backend.ErrConflict) {
-			return fmt.Errorf("deleting Network %s from the backend: %w", klog.KObj(n), err) // retried, see syncExisting
-		}
-		msg := fmt.Sprintf("deleting from the %s backend: %v", c.backend.Type(), err)
-		c.recorder.Event(n, corev1.EventTypeWarning, samplecrdv1.ReasonBackendError, msg)
-		return errors.Join(
-			fmt.Errorf("deleting Network %s from the backend: %w", klog.KObj(n), err),
-			c.writeStatus(ctx, n, notReady(samplecrdv1.ReasonDeleting, msg), n.Status.Backend),
-		)
+		return c.backendFailed(ctx, n, fmt.Errorf("deleting Network %s from the backend: %w", klog.KObj(n), err))
 	}
 	klog.FromContext(ctx).V(2).Info("Removed network from the backend")
 	c.recorder.Event(n, corev1.EventTypeNormal, ReasonDeleted, "Removed the network from the "+c.backend.Type()+" backend")
@@ -167,6 +160,61 @@ func (c *Controller) syncDeleting(ctx context.Context, n *samplecrdv1.Network) e
 		return nil
 	}
 	return err
+}
+
+// unavailable reports whether err is a backend that is away (not connected, or lost during the
+// call), rather than one that refused this Network.
+func (c *Controller) unavailable(err error) bool {
+	return err != nil && (errors.Is(err, backend.ErrNotReady) || c.backend.Ready() != nil)
+}
+
+// isProgrammed reports whether n was programmed at its current generation, as far as its status
+// says: Ready=True, for this generation, with a backend object.
+func isProgrammed(n *samplecrdv1.Network) bool {
+	cond := meta.FindStatusCondition(n.Status.Conditions, samplecrdv1.ConditionReady)
+	return n.DeletionTimestamp.IsZero() && cond != nil && cond.Status == metav1.ConditionTrue &&
+		cond.ObservedGeneration == n.Generation && n.Status.ObservedGeneration == n.Generation && n.Status.Backend != nil
+}
+
+// backendFailed reports a failed backend call (err, already wrapped with what was being done) for n.
+//
+// A backend that is away is not this Network's fault, and every Network would report it at once:
+// a Network that was programmed at this generation keeps its status (its data plane runs on what
+// was programmed), and one with work pending says BackendUnavailable once, with one event. None
+// is retried: every Network is synced again when the backend is back (see checkAll), so an outage
+// costs at most one status write and one event per Network with work pending, and none for the
+// others. The outage itself shows on /readyz, the backend readiness metric and one event (see
+// backendWentAway).
+//
+// A backend that answers but fails (or any other failure) says BackendError, with one event per
+// reason and generation however often the message changes, and is retried with backoff. A
+// conflict (the backend changed under the call) is retried at once, quietly.
+func (c *Controller) backendFailed(ctx context.Context, n *samplecrdv1.Network, err error) error {
+	switch {
+	case errors.Is(err, backend.ErrConflict):
+		return err
+	case c.unavailable(err):
+		if isProgrammed(n) {
+			klog.FromContext(ctx).V(4).Info("Backend is not available; the Network stays as programmed", "err", err)
+			return nil
+		}
+		msg := fmt.Sprintf(MessageBackendUnavailable, c.backend.Type())
+		cond := notReady(samplecrdv1.ReasonBackendUnavailable, msg)
+		if !conditionMatches(n, cond) {
+			c.recorder.Event(n, corev1.EventTypeWarning, samplecrdv1.ReasonBackendUnavailable, msg)
+		}
+		klog.FromContext(ctx).V(2).Info("Backend is not available; waiting for it", "err", err)
+		return c.writeStatus(ctx, n, cond, n.Status.Backend)
+	}
+	reason, msg := samplecrdv1.ReasonBackendError, fmt.Sprintf("%s backend: %v", c.backend.Type(), errors.Unwrap(err))
+	if !n.DeletionTimestamp.IsZero() {
+		reason, msg = samplecrdv1.ReasonDeleting, fmt.Sprintf("deleting from the %s backend: %v", c.backend.Type(), errors.Unwrap(err))
+	}
+	if cur := meta.FindStatusCondition(n.Status.Conditions, samplecrdv1.ConditionReady); cur == nil ||
+		cur.Reason != reason || cur.ObservedGeneration != n.Generation || cur.Status != metav1.ConditionFalse {
+		c.recorder.Event(n, corev1.EventTypeWarning, samplecrdv1.ReasonBackendError, msg)
+	}
+	return errors.Join(err, c.writeStatus(ctx, n, notReady(reason, msg), n.Status.Backend))
 }
 
 // unprogram removes a Network that must not be programmed (it conflicts, or its spec is invalid)
@@ -230,8 +278,11 @@ func (c *Controller) patchFinalizers(ctx context.Context, n *samplecrdv1.Network
 	if err != nil {
 		return nil, err
 	}
+	key := cache.MetaObjectToName(n)
+	write := c.own.expectFinalizers(key, finalizers)
 	updated, err := c.client.SamplecrdV1().Networks(n.Namespace).Patch(ctx, n.Name, types.MergePatchType, patch, metav1.PatchOptions{})
 	if err != nil {
+		c.own.failed(key, write)
 		return nil, fmt.Errorf("setting the finalizers of Network %s: %w", klog.KObj(n), err)
 	}
 	c.networks.Mutation(updated)
@@ -270,7 +321,12 @@ func (c *Controller) writeStatus(ctx context.Context, n *samplecrdv1.Network, re
 	if err != nil {
 		return err
 	}
+	key := cache.MetaObjectToName(n)
+	write := c.own.expectStatus(key, status)
 	updated, err := c.client.SamplecrdV1().Networks(n.Namespace).Patch(ctx, n.Name, types.MergePatchType, patch, metav1.PatchOptions{}, "status")
+	if err != nil {
+		c.own.failed(key, write)
+	}
 	if apierrors.IsNotFound(err) {
 		return nil
 	}

@@ -105,6 +105,10 @@ const (
 	ReasonNameConflict = "NameConflict"
 	// ReasonBackendError: the backend failed; the controller retries with backoff.
 	ReasonBackendError = "BackendError"
+	// ReasonBackendUnavailable: the backend is not reachable and the Network has work pending;
+	// the controller syncs it again when the backend returns. A Network that was programmed and
+	// whose spec did not change keeps Ready=True meanwhile: its data plane runs on.
+	ReasonBackendUnavailable = "BackendUnavailable"
 	// ReasonDeleting: the Network is being deleted and its backend objects removed.
 	ReasonDeleting = "Deleting"
 )
