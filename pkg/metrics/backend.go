@@ -2,7 +2,10 @@ package metrics
 
 import (
 	"context"
+	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"k8s.io/apimachinery/pkg/types"
 
@@ -60,4 +63,41 @@ func (i instrumented) Prune(ctx context.Context) (int, error) {
 type instrumentedNotifier struct {
 	instrumented
 	backend.Notifier
+}
+
+// BackendReady reports, at each scrape, whether each backend handed to WatchBackendReadiness is
+// ready (1) or not (0): samplecrd_backend_ready{backend="ovn"}. An alert on it staying 0 is the
+// way to hear of an outage, which programmed Networks do not report (their data plane keeps
+// running on what was programmed).
+var BackendReady = &readinessCollector{
+	desc: prometheus.NewDesc(namespace+"_backend_ready",
+		"Whether the backend is connected and its view current (1) or not (0).", []string{"backend"}, nil),
+	ready: map[string]func() error{},
+}
+
+// WatchBackendReadiness adds b to BackendReady, replacing a backend of the same type.
+func WatchBackendReadiness(b backend.Backend) {
+	BackendReady.mu.Lock()
+	defer BackendReady.mu.Unlock()
+	BackendReady.ready[b.Type()] = b.Ready
+}
+
+type readinessCollector struct {
+	desc  *prometheus.Desc
+	mu    sync.Mutex
+	ready map[string]func() error
+}
+
+func (c *readinessCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *readinessCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for typ, ready := range c.ready {
+		v := 0.0
+		if ready() == nil {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, v, typ)
+	}
 }

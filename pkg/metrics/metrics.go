@@ -107,7 +107,7 @@ func Register() {
 		Registry.MustRegister(
 			collectors.NewGoCollector(),
 			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-			ReconcileTotal, ReconcileErrors, ReconcileDuration, BackendRequestDuration, Leader,
+			ReconcileTotal, ReconcileErrors, ReconcileDuration, BackendRequestDuration, BackendReady, Leader,
 			restRequestLatency, restRateLimiterLatency, restRequests,
 			workqueueDepth, workqueueAdds, workqueueLatency, workqueueWorkDuration,
 			workqueueUnfinished, workqueueLongestRunning, workqueueRetries,

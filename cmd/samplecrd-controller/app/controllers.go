@@ -6,7 +6,9 @@ import (
 	"io"
 	"sort"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	kubeinformers "k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata/metadatainformer"
@@ -84,6 +86,7 @@ func buildNetwork(ctx context.Context, cc *controllerContext) (runFunc, error) {
 	}
 	cc.closers = append(cc.closers, be.Close)
 	cc.checks.add("backend-ovn", be.Ready)
+	metrics.WatchBackendReadiness(be)
 	var instrumented backend.Backend = metrics.InstrumentBackend(be)
 	c, err := network.NewController(ctx, cc.client, cc.informers.Samplecrd().V1().Networks(), instrumented,
 		cc.recorder(network.ControllerName), network.Options{
@@ -91,11 +94,25 @@ func buildNetwork(ctx context.Context, cc *controllerContext) (runFunc, error) {
 			// Each Network is still checked once a period on average, and within one and a half.
 			ResyncSpread: cc.opts.ResyncPeriod / 2,
 			Runner:       cc.runner,
+			EventObject:  managerEventObject(cc.opts),
 		})
 	if err != nil {
 		return nil, err
 	}
 	return func(ctx context.Context) { c.Run(ctx, cc.opts.NetworkWorkers) }, nil
+}
+
+// managerEventObject is what the manager's own events (a backend outage) are recorded on: the
+// leader election Lease, where the leadership events are too, so that they show in the manager's
+// namespace. Without leader election there is none; the log and the metrics tell.
+func managerEventObject(o *Options) runtime.Object {
+	if !o.LeaderElection.Enabled {
+		return nil
+	}
+	return &corev1.ObjectReference{
+		APIVersion: coordinationv1.SchemeGroupVersion.String(), Kind: "Lease",
+		Namespace: o.LeaderElection.Namespace, Name: o.LeaderElection.Name,
+	}
 }
 
 func buildPodCount(ctx context.Context, cc *controllerContext) (runFunc, error) {
