@@ -140,8 +140,14 @@ func (o *OVSDB) Unixctl() string { return o.path(ovsdbCtl) }
 
 // Create creates an empty OVN northbound database from the schema.
 func (o *OVSDB) Create(ctx context.Context) error {
-	if out, err := exec.CommandContext(ctx, o.progs.tool, "create", o.DBFile(), OVNNorthboundSchema).CombinedOutput(); err != nil {
-		return fmt.Errorf("ovsdb-tool create %s %s: %w: %s", o.DBFile(), OVNNorthboundSchema, err, out)
+	return o.CreateAt(ctx, o.DBFile())
+}
+
+// CreateAt creates an empty OVN northbound database at path, for example to replace the server's
+// database with it later.
+func (o *OVSDB) CreateAt(ctx context.Context, path string) error {
+	if out, err := exec.CommandContext(ctx, o.progs.tool, "create", path, OVNNorthboundSchema).CombinedOutput(); err != nil {
+		return fmt.Errorf("ovsdb-tool create %s %s: %w: %s", path, OVNNorthboundSchema, err, out)
 	}
 	return nil
 }

@@ -117,3 +117,33 @@ func (o *OVSDB) dumpLog(t testing.TB) {
 	}
 	t.Logf("end of the ovsdb-server log %s:\n%s", o.server.LogFile(), lastLines(strings.TrimSpace(string(data)), 40))
 }
+
+// Kill kills the server with SIGKILL and waits for it to exit, keeping the database for Start.
+func (o *OVSDB) Kill(t testing.TB) {
+	t.Helper()
+	o.server.Kill()
+}
+
+// Empty replaces the database of a server that is not running with an empty one, as a server
+// restored from nothing or rebuilt by an operator would come back. The empty database is made
+// beforehand when prepared is set (see PrepareEmpty), so that a restart can follow a kill within
+// milliseconds.
+func (o *OVSDB) Empty(t testing.TB, prepared string) {
+	t.Helper()
+	if prepared == "" {
+		prepared = o.PrepareEmpty(t)
+	}
+	if err := os.Rename(prepared, o.server.DBFile()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// PrepareEmpty creates an empty northbound database next to the server's, for Empty.
+func (o *OVSDB) PrepareEmpty(t testing.TB) string {
+	t.Helper()
+	path := o.server.DBFile() + ".empty"
+	if err := o.server.CreateAt(context.Background(), path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}

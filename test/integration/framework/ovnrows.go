@@ -118,3 +118,8 @@ func (r OVNRows) NamespaceRouter(cluster, namespace string) (nbdb.LogicalRouter,
 	}
 	return found[0], len(found)
 }
+
+// SwitchByUUID reports whether a logical switch has the UUID.
+func (r OVNRows) SwitchByUUID(uuid string) bool {
+	return slices.ContainsFunc(r.Switches, func(s nbdb.LogicalSwitch) bool { return s.UUID == uuid })
+}

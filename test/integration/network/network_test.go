@@ -3,11 +3,13 @@ package network
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/cache"
 
@@ -245,17 +247,21 @@ func TestConflictAcrossNamespaces(t *testing.T) {
 	}
 }
 
-// TestBackendDown creates a Network while ovsdb-server is down: it reports the error, and becomes
-// Ready by itself once the server is back, with exactly one set of rows.
+// TestBackendDown creates a Network while ovsdb-server is down: it reports BackendUnavailable once,
+// and becomes Ready by itself once the server is back, with exactly one set of rows. The Network
+// programmed before the outage keeps its status throughout: not one write, not one event.
 func TestBackendDown(t *testing.T) {
 	s := newSetup(t)
 	s.startController(t, nil)
 	s.create(t, "before", "10.40.0.0/16", "10.40.0.1")
-	s.waitReady(t, "before")
+	programmed := s.waitReady(t, "before")
+	writes := s.watchStatusWrites(t)
 
 	s.db.Stop(t)
 	s.create(t, "during", "10.41.0.0/16", "10.41.0.1")
-	s.waitFor(t, "during", "BackendError", func(n *samplecrdv1.Network) bool { return ready(n) == "False/BackendError" })
+	s.waitFor(t, "during", "BackendUnavailable", func(n *samplecrdv1.Network) bool { return ready(n) == "False/BackendUnavailable" })
+	// A resync of every Network meets the outage too.
+	s.touch(t, "before")
 	s.db.Start(t)
 
 	n := s.waitReady(t, "during")
@@ -263,6 +269,25 @@ func TestBackendDown(t *testing.T) {
 	checkProgrammed(t, rows, n)
 	before := s.waitReady(t, "before")
 	checkProgrammed(t, rows, before)
+	if before.Status.Backend == nil || before.Status.Backend.ID != programmed.Status.Backend.ID || writes.of("before") != 0 {
+		t.Errorf("the programmed Network's status changed %d times over the outage: %+v, was %+v", writes.of("before"), before.Status, programmed.Status)
+	}
+	if got := writes.of("during"); got != 2 {
+		t.Errorf("the Network created in the outage had %d status writes, want 2 (unavailable, then ready)", got)
+	}
+	if got := s.events(t, "during", samplecrdv1.ReasonBackendUnavailable); got != 1 {
+		t.Errorf("%d BackendUnavailable events, want 1", got)
+	}
+}
+
+// touch changes a label of the Network, which makes the controller sync it without changing its
+// spec.
+func (s *setup) touch(t *testing.T, name string) {
+	t.Helper()
+	patch := []byte(`{"metadata":{"labels":{"touched":"` + strconv.FormatInt(time.Now().UnixNano(), 10) + `"}}}`)
+	if _, err := s.client.SamplecrdV1().Networks(s.ns).Patch(context.Background(), name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestDeletedWhileStopped deletes a Network while no manager runs: the next manager removes its rows
