@@ -7,10 +7,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/klog/v2/ktesting"
 
 	samplecrdv1 "github.com/samplecrd/samplecrd-controller/pkg/apis/samplecrd/v1"
 	"github.com/samplecrd/samplecrd-controller/pkg/backend"
@@ -94,17 +92,7 @@ func TestSyncBackendConflicts(t *testing.T) {
 	if r.Err || r.Ready != wantReady || len(r.Events) != 1 || len(r.Writes) != 1 {
 		t.Errorf("first sync with a name conflict: %+v, want Ready %q, one event and one status write, no error", r, wantReady)
 	}
-	feed := func() {
-		// Feed the stored object back into the cache, as the informer would.
-		_, ctx := ktesting.NewTestContext(t)
-		stored, err := f.client.SamplecrdV1().Networks("default").Get(ctx, "a", metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := f.controller.networksIndexer.Update(stored); err != nil {
-			t.Fatal(err)
-		}
-	}
+	feed := func() { f.feedBack(t, "a") }
 	feed()
 	be.InjectError("ensure", nameConflict)
 	if r := f.sync(t, "default", "a"); r.Err || len(r.Events) != 0 || len(r.Writes) != 0 {

@@ -9,7 +9,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/klog/v2/ktesting"
 
 	samplecrdv1 "github.com/samplecrd/samplecrd-controller/pkg/apis/samplecrd/v1"
 	fakebackend "github.com/samplecrd/samplecrd-controller/pkg/backend/fake"
@@ -30,15 +29,8 @@ func TestOwnWritesDoNotRequeue(t *testing.T) {
 		if r := f.sync(t, "default", "a"); !r.Err || len(r.Writes) == 0 {
 			t.Fatalf("try %d: want a failed sync that writes the status, got %+v", try, r)
 		}
-		_, ctx := ktesting.NewTestContext(t)
-		stored, err := f.client.SamplecrdV1().Networks("default").Get(ctx, "a", metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
 		// The informer delivers the write's watch event.
-		if err := f.controller.networksIndexer.Update(stored); err != nil {
-			t.Fatal(err)
-		}
+		stored := f.feedBack(t, "a")
 		f.controller.updateNetwork(cached, stored)
 		if got := f.drainQueue(); len(got) != 0 {
 			t.Fatalf("try %d: the controller's own write enqueued %v", try, got)
@@ -114,7 +106,17 @@ func TestBackendUnavailable(t *testing.T) {
 	fresh := network("fresh", "10.0.1.0/24", "10.0.1.1")
 	edited := network("edited", "10.0.2.0/24", "10.0.2.1", withFinalizer, synced, withGeneration(2))
 	doomed := network("doomed", "10.0.3.0/24", "10.0.3.1", withFinalizer, synced, deleting)
-	unavailable := "False/BackendUnavailable: " + fmt.Sprintf(MessageBackendUnavailable, fakebackend.Type)
+	msg := fmt.Sprintf(MessageBackendUnavailable, fakebackend.Type)
+	// waiting is the result of a first sync in the outage of a Network with work pending.
+	waiting := func(op string, n *samplecrdv1.Network, writes ...string) result {
+		return result{
+			BackendCalls: []fakebackend.Call{{Op: op, UID: n.UID}},
+			Events:       []string{"Warning BackendUnavailable " + msg},
+			Writes:       writes,
+			Finalizers:   []string{Finalizer},
+			Ready:        "False/BackendUnavailable: " + msg,
+		}
+	}
 	cases := []struct {
 		network *samplecrdv1.Network
 		want    result
@@ -126,32 +128,11 @@ func TestBackendUnavailable(t *testing.T) {
 			Ready:        "True/Synced: " + MessageSynced,
 		},
 	}, {
-		network: fresh,
-		want: result{
-			BackendCalls: []fakebackend.Call{{Op: "ensure", UID: fresh.UID}},
-			Events:       []string{"Warning BackendUnavailable " + fmt.Sprintf(MessageBackendUnavailable, fakebackend.Type)},
-			Writes:       []string{"patch networks", "patch networks/status"},
-			Finalizers:   []string{Finalizer},
-			Ready:        unavailable,
-		},
+		network: fresh, want: waiting("ensure", fresh, "patch networks", "patch networks/status"),
 	}, {
-		network: edited,
-		want: result{
-			BackendCalls: []fakebackend.Call{{Op: "ensure", UID: edited.UID}},
-			Events:       []string{"Warning BackendUnavailable " + fmt.Sprintf(MessageBackendUnavailable, fakebackend.Type)},
-			Writes:       []string{"patch networks/status"},
-			Finalizers:   []string{Finalizer},
-			Ready:        unavailable,
-		},
+		network: edited, want: waiting("ensure", edited, "patch networks/status"),
 	}, {
-		network: doomed,
-		want: result{
-			BackendCalls: []fakebackend.Call{{Op: "delete", UID: doomed.UID}},
-			Events:       []string{"Warning BackendUnavailable " + fmt.Sprintf(MessageBackendUnavailable, fakebackend.Type)},
-			Writes:       []string{"patch networks/status"},
-			Finalizers:   []string{Finalizer},
-			Ready:        unavailable,
-		},
+		network: doomed, want: waiting("delete", doomed, "patch networks/status"),
 	}}
 	for _, tc := range cases {
 		t.Run(tc.network.Name, func(t *testing.T) {
@@ -165,14 +146,7 @@ func TestBackendUnavailable(t *testing.T) {
 			}
 
 			// The sync again, with the cache showing the first one's writes: nothing new.
-			_, ctx := ktesting.NewTestContext(t)
-			stored, err := f.client.SamplecrdV1().Networks("default").Get(ctx, tc.network.Name, metav1.GetOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := f.controller.networksIndexer.Update(stored); err != nil {
-				t.Fatal(err)
-			}
+			f.feedBack(t, tc.network.Name)
 			again := f.sync(t, "default", tc.network.Name)
 			if again.Err || len(again.Writes) != 0 || len(again.Events) != 0 {
 				t.Errorf("second sync in the outage wrote %v and recorded %v (err %v); want nothing", again.Writes, again.Events, again.Err)
@@ -194,14 +168,7 @@ func TestBackendErrorEventsGated(t *testing.T) {
 			t.Fatalf("try %d: the error was not returned for a retry", try)
 		}
 		events = append(events, r.Events...)
-		_, ctx := ktesting.NewTestContext(t)
-		stored, err := f.client.SamplecrdV1().Networks("default").Get(ctx, "a", metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := f.controller.networksIndexer.Update(stored); err != nil {
-			t.Fatal(err)
-		}
+		f.feedBack(t, "a")
 	}
 	if diff := cmp.Diff([]string{"Warning BackendError fake backend: transaction 1 failed"}, events); diff != "" {
 		t.Errorf("events (-want +got):\n%s", diff)

@@ -123,6 +123,21 @@ func (f *fixture) drainQueue() []string {
 	return keys
 }
 
+// feedBack reads the Network as the API server stores it and puts it into the cache, as the
+// informer would after a write, and returns it.
+func (f *fixture) feedBack(t *testing.T, name string) *samplecrdv1.Network {
+	t.Helper()
+	_, ctx := ktesting.NewTestContext(t)
+	stored, err := f.client.SamplecrdV1().Networks("default").Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.controller.networksIndexer.Update(stored); err != nil {
+		t.Fatal(err)
+	}
+	return stored
+}
+
 // result is what one sync did, in a form tests compare.
 type result struct {
 	Err          bool
@@ -485,15 +500,7 @@ func TestSyncTwiceIsQuiet(t *testing.T) {
 	if r := f.sync(t, "default", "example-network"); r.Err || len(r.Writes) != 2 {
 		t.Fatalf("first sync: %+v", r)
 	}
-	// Feed the stored object back into the cache, as the informer would.
-	_, ctx := ktesting.NewTestContext(t)
-	stored, err := f.client.SamplecrdV1().Networks("default").Get(ctx, "example-network", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f.controller.networksIndexer.Update(stored); err != nil {
-		t.Fatal(err)
-	}
+	f.feedBack(t, "example-network")
 	r := f.sync(t, "default", "example-network")
 	if r.Err || len(r.Writes) != 0 || len(r.Events) != 0 {
 		t.Errorf("second sync wrote %v and recorded %v; want nothing", r.Writes, r.Events)
