@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 
 	samplecrdv1 "github.com/samplecrd/samplecrd-controller/pkg/apis/samplecrd/v1"
 	clientset "github.com/samplecrd/samplecrd-controller/pkg/generated/clientset/versioned"
@@ -14,12 +15,14 @@ import (
 
 // TestMetricsAndProbes checks /readyz (ready once caches sync and the backend is connected, not
 // ready while the backend is down) and that /metrics carries the workqueue, reconcile, REST client,
-// backend, leader, Go and process series.
+// backend, leader, Go and process series. A backend outage shows on /readyz, on
+// samplecrd_backend_ready and as one event on the leader election Lease, and so does its end.
 func TestMetricsAndProbes(t *testing.T) {
 	cfg := env.Config(t)
 	ns := framework.CreateNamespace(t, env.KubeClient(t))
 	db := framework.StartOVSDB(t)
-	m := startManager(t, "manager", "--controllers=network", "--leader-elect=false", "--ovn-nb="+db.Endpoint(), "--cluster-name=metrics")
+	m := startManager(t, "manager", "--controllers=network", "--ovn-nb="+db.Endpoint(), "--cluster-name=metrics",
+		"--leader-elect-resource-namespace="+ns, "--leader-elect-resource-name=metrics")
 	probes := m.ServingAddress(t, "health probes", timeout)
 	metricsAddr := m.ServingAddress(t, "metrics", timeout)
 
@@ -71,15 +74,54 @@ func TestMetricsAndProbes(t *testing.T) {
 		}
 	}
 
+	backendReady := func() float64 {
+		return metricValue(t, metricsAddr, "samplecrd_backend_ready", map[string]string{"backend": "ovn"})
+	}
+	if v := backendReady(); v != 1 {
+		t.Errorf("samplecrd_backend_ready = %v with the backend connected, want 1", v)
+	}
+
 	// The backend goes away: not ready, saying why; it comes back: ready again.
 	db.Stop(t)
 	waitUntil(t, "/readyz to report the backend down", timeout, func() bool {
 		code, body := get(t, "http://"+probes+"/readyz")
 		return code == 500 && strings.Contains(body, "[-]backend-ovn failed")
 	})
+	if v := backendReady(); v != 0 {
+		t.Errorf("samplecrd_backend_ready = %v with the backend down, want 0", v)
+	}
+	waitLeaseEvent(t, ns, "BackendUnavailable")
 	db.Start(t)
 	waitUntil(t, "/readyz to recover", timeout, func() bool {
 		code, _ := get(t, "http://"+probes+"/readyz")
 		return code == 200
 	})
+	if v := backendReady(); v != 1 {
+		t.Errorf("samplecrd_backend_ready = %v after the backend returned, want 1", v)
+	}
+	waitLeaseEvent(t, ns, "BackendAvailable")
+	if got := waitLeaseEvent(t, ns, "BackendUnavailable"); got != 1 {
+		t.Errorf("%d BackendUnavailable events for one outage, want 1", got)
+	}
+}
+
+// waitLeaseEvent waits for an event of the reason on the Lease named metrics, and returns how many
+// were recorded.
+func waitLeaseEvent(t *testing.T, ns, reason string) int {
+	t.Helper()
+	kube := env.KubeClient(t)
+	selector := fields.Set{"involvedObject.kind": "Lease", "involvedObject.name": "metrics", "reason": reason}.AsSelector().String()
+	count := 0
+	waitUntil(t, "a "+reason+" event on the Lease", timeout, func() bool {
+		list, err := kube.CoreV1().Events(ns).List(context.Background(), metav1.ListOptions{FieldSelector: selector})
+		if err != nil {
+			return false
+		}
+		count = 0
+		for _, e := range list.Items {
+			count += int(max(e.Count, 1))
+		}
+		return count > 0
+	})
+	return count
 }
