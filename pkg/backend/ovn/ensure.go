@@ -479,16 +479,22 @@ func (t *transaction) addSingle(ops []ovsdb.Operation, err error) error {
 }
 
 // transact runs the operations and checks their results. A failed guard, or a row that the plan
-// keeps and that went away, wraps ErrConflict; a lost connection wraps backend.ErrNotReady.
+// keeps and that went away, wraps ErrConflict; a lost connection, or a server that does not answer
+// within transactTimeout, wraps backend.ErrNotReady.
 func (b *Backend) transact(ctx context.Context, tx *transaction) ([]ovsdb.OperationResult, error) {
 	// libovsdb holds a read lock on its connection during Transact, and Disconnect waits for it, so
 	// a transaction that never gets an answer must not last forever.
-	ctx, cancel := context.WithTimeout(ctx, transactTimeout)
+	txCtx, cancel := context.WithTimeout(ctx, transactTimeout)
 	defer cancel()
-	results, err := b.client.Transact(ctx, tx.ops...)
+	results, err := b.client.Transact(txCtx, tx.ops...)
 	if err != nil {
 		if errors.Is(err, client.ErrNotConnected) {
 			return nil, fmt.Errorf("%w: %w", backend.ErrNotReady, err)
+		}
+		if ctx.Err() == nil && txCtx.Err() != nil {
+			// The server does not answer (the echo probe has not noticed yet): it is away, not
+			// refusing this Network.
+			return nil, fmt.Errorf("%w: no answer to the transaction within %s: %w", backend.ErrNotReady, transactTimeout, err)
 		}
 		return nil, fmt.Errorf("transaction failed: %w", err)
 	}

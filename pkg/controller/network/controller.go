@@ -85,9 +85,11 @@ type Controller struct {
 	orphans orphanSet
 	// own are this controller's writes whose watch events have not arrived yet.
 	own ownWrites
-	// eventObject is what backend outages are recorded on, nil for none; away is when the
-	// backend stopped being ready, zero while it is.
+	// eventObject is what backend outages are recorded on, nil for none; they are recorded only
+	// while running is set (by Run: a standby's backend connection sees the outage too, and the
+	// leader's record is enough). away is when the backend stopped being ready, zero while it is.
 	eventObject runtime.Object
+	running     atomic.Bool
 	awayMu      sync.Mutex
 	away        time.Time
 }
@@ -335,6 +337,8 @@ func (c *Controller) enqueueAffected(n *samplecrdv1.Network, prefixes ...netip.P
 // runner.Run). Each time the backend becomes ready, every Network is checked against it and the
 // orphans are swept; the sweep runs every sweep interval too.
 func (c *Controller) Run(ctx context.Context, workers int) {
+	c.running.Store(true)
+	defer c.running.Store(false)
 	runner.Run(ctx, runner.Config{
 		Name:          ControllerName,
 		KeyName:       "network",
@@ -354,7 +358,8 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 // waitForBackend waits, at most backendStartupWait, for the backend's first readiness. A manager
 // that just started is usually still connecting: syncing now would mark every Network it reaches
 // BackendError and back to Synced a moment later, two status writes and two events each, for
-// nothing. A backend that stays down is reported on the Networks as usual.
+// nothing. A backend that stays down is recorded as an outage (see backendWentAway), and the
+// Networks with work pending report it.
 func (c *Controller) waitForBackend(ctx context.Context) {
 	timer := time.NewTimer(c.backendStartupWait)
 	defer timer.Stop()
@@ -362,8 +367,12 @@ func (c *Controller) waitForBackend(ctx context.Context) {
 	case <-c.firstReady:
 	case <-ctx.Done():
 	case <-timer.C:
-		klog.FromContext(ctx).Info("Backend is not ready: starting anyway, Networks will report it",
-			"waited", c.backendStartupWait, "err", c.backend.Ready())
+		err := c.backend.Ready()
+		klog.FromContext(ctx).Info("Backend is not ready: starting anyway, Networks with work pending will report it",
+			"waited", c.backendStartupWait, "err", err)
+		if err != nil {
+			c.backendWentAway(err)
+		}
 	}
 }
 
@@ -380,7 +389,7 @@ func (c *Controller) backendBecameReady() {
 	if !since.IsZero() {
 		took := c.clock.Since(since).Round(time.Millisecond)
 		c.logger.Info("Backend is available again", "backend", c.backend.Type(), "unavailableFor", took)
-		if c.eventObject != nil {
+		if c.eventObject != nil && c.running.Load() {
 			c.recorder.Eventf(c.eventObject, corev1.EventTypeNormal, ReasonBackendAvailable,
 				"The %s backend is available again after %s: checking every Network against it", c.backend.Type(), took)
 		}
@@ -406,7 +415,7 @@ func (c *Controller) backendWentAway(err error) {
 	}
 	c.logger.Info("Backend is not available: programmed Networks keep their state, pending ones wait for it",
 		"backend", c.backend.Type(), "err", err)
-	if c.eventObject != nil {
+	if c.eventObject != nil && c.running.Load() {
 		c.recorder.Eventf(c.eventObject, corev1.EventTypeWarning, samplecrdv1.ReasonBackendUnavailable,
 			"The %s backend is not available (%v): programmed Networks keep their state, pending ones wait for it", c.backend.Type(), err)
 	}

@@ -175,11 +175,18 @@ func TestBackendErrorEventsGated(t *testing.T) {
 	}
 }
 
-// TestOutageEvents checks that an outage is recorded once on the event object, and its end once.
+// TestOutageEvents checks that an outage is recorded once on the event object, and its end once,
+// by the controller that runs: a standby's backend sees the outage too, and records nothing.
 func TestOutageEvents(t *testing.T) {
 	be := fakebackend.New()
 	f := newFixture(t, be)
 	f.controller.eventObject = &corev1.ObjectReference{Kind: "Lease", Namespace: "kube-system", Name: "samplecrd-controller"}
+	be.SetNotReady(errors.New("refused while standing by"))
+	be.SetNotReady(nil)
+	if len(f.recorder.Events) != 0 {
+		t.Fatalf("a controller that does not run recorded %d events", len(f.recorder.Events))
+	}
+	f.controller.running.Store(true)
 	be.SetNotReady(errors.New("connection refused"))
 	f.controller.backendWentAway(errors.New("echo: timeout")) // a second report of the same outage
 	be.SetNotReady(nil)

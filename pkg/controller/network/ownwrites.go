@@ -81,6 +81,11 @@ func (w *ownWrites) failed(key cache.ObjectName, write ownWrite) {
 // recorded write set. The write is forgotten, and so are those recorded before it, whose events,
 // if any are still to come, are older than this one.
 func (w *ownWrites) seen(key cache.ObjectName, old, updated *samplecrdv1.Network) bool {
+	if old.UID != updated.UID {
+		// Deleted and created again between two watch events: the old Network's writes are moot.
+		w.forget(key)
+		return false
+	}
 	sameMeta := old.Generation == updated.Generation && old.DeletionTimestamp.Equal(updated.DeletionTimestamp) &&
 		maps.Equal(old.Labels, updated.Labels) && maps.Equal(old.Annotations, updated.Annotations)
 	if !sameMeta {
