@@ -3,13 +3,17 @@ package app
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/go-logr/logr"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 )
@@ -83,5 +87,55 @@ func TestLeaderElectionStop(t *testing.T) {
 				t.Errorf("the lease is still held by %q", h)
 			}
 		})
+	}
+}
+
+// TestLostLeaseNotReleased makes the leader's renewals fail: it stops its controllers and returns
+// ErrLeaderLost without ever releasing the lease (client-go's elector tries to, before the
+// controllers are told to stop), so that no standby takes over under controllers still writing.
+func TestLostLeaseNotReleased(t *testing.T) {
+	ctx := klog.NewContext(context.Background(), logr.Discard())
+	o := NewOptions()
+	o.LeaderElection.Namespace = "default"
+	o.LeaderElection.LeaseDuration = 200 * time.Millisecond
+	o.LeaderElection.RenewDeadline = 100 * time.Millisecond
+	o.LeaderElection.RetryPeriod = 10 * time.Millisecond
+	client := fake.NewClientset()
+	var broken, released atomic.Bool
+	client.PrependReactor("update", "leases", func(action k8stesting.Action) (bool, runtime.Object, error) {
+		lease := action.(k8stesting.UpdateAction).GetObject().(*coordinationv1.Lease)
+		if lease.Spec.HolderIdentity != nil && *lease.Spec.HolderIdentity == "" {
+			released.Store(true)
+			return false, nil, nil // the API server would take it
+		}
+		if broken.Load() {
+			return true, nil, errors.New("the API server does not answer")
+		}
+		return false, nil, nil
+	})
+	cc := &controllerContext{opts: o, recorder: func(string) record.EventRecorder { return record.NewFakeRecorder(10) }}
+	running := make(chan struct{})
+	runs := map[string]runFunc{"test": func(ctx context.Context) {
+		close(running)
+		<-ctx.Done()
+	}}
+	done := make(chan error, 1)
+	go func() { done <- runWithLeaderElection(ctx, ctx, o, client, cc, runs, &checks{}) }()
+	select {
+	case <-running:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the controllers did not start")
+	}
+	broken.Store(true)
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrLeaderLost) {
+			t.Errorf("returned %v, want ErrLeaderLost", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("runWithLeaderElection did not return after the renewals failed")
+	}
+	if released.Load() {
+		t.Error("the lease was released after a failed renewal")
 	}
 }

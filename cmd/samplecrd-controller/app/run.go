@@ -305,6 +305,11 @@ func runWithLeaderElection(ctx, life context.Context, o *Options, kubeClient kub
 	if err != nil {
 		return fmt.Errorf("creating the leader election lock: %w", err)
 	}
+	// client-go releases the lease (ReleaseOnCancel) also after a failed renewal, before the
+	// controllers have been told to stop: held refuses that release until they have returned, so
+	// that a lost lease is never handed over under controllers still writing; it expires instead.
+	controllersStopped := make(chan struct{})
+	lock = heldLock{Interface: lock, until: controllersStopped}
 	// The elector runs on a context of its own: cancelling it releases the lease, which happens
 	// only once the controllers have returned. It does not derive from life, whose end would
 	// release the lease under controllers that did not stop.
@@ -394,6 +399,7 @@ func runWithLeaderElection(ctx, life context.Context, o *Options, kubeClient kub
 				return err
 			}
 		}
+		close(controllersStopped)
 		cancelLE()
 		<-electorDone
 		logger.Info("Released the leader lease")
@@ -406,4 +412,25 @@ func runWithLeaderElection(ctx, life context.Context, o *Options, kubeClient kub
 		}
 		return ErrLeaderLost
 	}
+}
+
+// heldLock is a leader election lock that refuses to release the lease (an update that empties
+// the holder) until until is closed.
+type heldLock struct {
+	resourcelock.Interface
+	until <-chan struct{}
+}
+
+// errReleaseRefused is what client-go's elector gets when it tries to release the lease early.
+var errReleaseRefused = errors.New("not releasing the lease before the controllers have stopped")
+
+func (l heldLock) Update(ctx context.Context, record resourcelock.LeaderElectionRecord) error {
+	if record.HolderIdentity == "" {
+		select {
+		case <-l.until:
+		default:
+			return errReleaseRefused
+		}
+	}
+	return l.Interface.Update(ctx, record)
 }
