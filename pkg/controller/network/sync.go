@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
@@ -94,8 +95,10 @@ func (c *Controller) syncExisting(ctx context.Context, key cache.ObjectName, cac
 			return c.backendFailed(ctx, cached, err)
 		}
 		// The winner is in the Network's own namespace: conflicts are judged per namespace.
+		// The winner's prefix in its canonical form: a respelling of its cidr (which enqueues no
+		// other Network) must not leave an old spelling in this message.
 		msg := fmt.Sprintf("cidr %s overlaps Network %s (cidr %s), which is programmed",
-			desired.CIDR, winner.Name, winner.Spec.Cidr)
+			desired.CIDR, winner.Name, indexedPrefix(winner))
 		cond := notReady(samplecrdv1.ReasonCIDRConflict, msg)
 		if !conditionMatches(cached, cond) {
 			c.recorder.Event(cached, corev1.EventTypeWarning, samplecrdv1.ReasonCIDRConflict, msg)
@@ -155,7 +158,24 @@ func (c *Controller) syncDeleting(ctx context.Context, n *samplecrdv1.Network) e
 	}
 	klog.FromContext(ctx).V(2).Info("Removed network from the backend")
 	c.recorder.Event(n, corev1.EventTypeNormal, ReasonDeleted, "Removed the network from the "+c.backend.Type()+" backend")
-	_, err := c.patchFinalizers(ctx, n, slices.DeleteFunc(slices.Clone(n.Finalizers), func(f string) bool { return f == Finalizer }))
+	others := slices.DeleteFunc(slices.Clone(n.Finalizers), func(f string) bool { return f == Finalizer })
+	if len(others) > 0 {
+		// Someone else's finalizer keeps the Network: its status must not say it is programmed.
+		msg := fmt.Sprintf("removed from the %s backend; waiting for the finalizers %s", c.backend.Type(), strings.Join(others, ", "))
+		if err := c.writeStatus(ctx, n, notReady(samplecrdv1.ReasonDeleting, msg), nil); err != nil {
+			return err
+		}
+		// The finalizer patch carries the resourceVersion of the status just written.
+		written, err := c.getNetwork(cache.MetaObjectToName(n))
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		n = written
+	}
+	_, err := c.patchFinalizers(ctx, n, others)
 	if apierrors.IsNotFound(err) {
 		return nil
 	}
@@ -188,7 +208,7 @@ func isProgrammed(n *samplecrdv1.Network) bool {
 //
 // A backend that answers but fails (or any other failure) says BackendError, with one event per
 // reason and generation however often the message changes, and is retried with backoff. A
-// conflict (the backend changed under the call) is retried at once, quietly.
+// conflict (the backend changed under the call) is retried with backoff, quietly.
 func (c *Controller) backendFailed(ctx context.Context, n *samplecrdv1.Network, err error) error {
 	switch {
 	case errors.Is(err, backend.ErrConflict):

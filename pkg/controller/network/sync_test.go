@@ -323,6 +323,21 @@ func TestSyncNetwork(t *testing.T) {
 			},
 		},
 		{
+			name: "deleted, held by another finalizer: backend objects removed, status says so, then our finalizer",
+			networks: []*samplecrdv1.Network{network("example-network", "192.168.0.0/16", "192.168.0.1", synced, deleting,
+				func(n *samplecrdv1.Network) { n.Finalizers = []string{"example.com/hold", Finalizer} })},
+			backend: []*samplecrdv1.Network{synchronised},
+			sync:    "example-network",
+			want: result{
+				BackendCalls: []fakebackend.Call{{Op: "delete", UID: seed.UID}},
+				Backend:      map[types.UID]backend.Network{},
+				Events:       []string{"Normal Deleted Removed the network from the fake backend"},
+				Writes:       []string{"patch networks/status", "patch networks"},
+				Finalizers:   []string{"example.com/hold"},
+				Ready:        "False/Deleting: removed from the fake backend; waiting for the finalizers example.com/hold",
+			},
+		},
+		{
 			name:     "deleted without our finalizer: nothing to do",
 			networks: []*samplecrdv1.Network{network("example-network", "192.168.0.0/16", "192.168.0.1", deleting, func(n *samplecrdv1.Network) { n.Finalizers = []string{"other"} })},
 			sync:     "example-network",
