@@ -69,7 +69,14 @@ func newSetup(t *testing.T) *setup {
 // deletes the Networks of both.
 func (s *setup) addNamespace(t *testing.T) *setup {
 	t.Helper()
-	ns := framework.CreateNamespace(t, kubernetes.NewForConfigOrDie(s.cfg))
+	return s.addAnnotatedNamespace(t, nil)
+}
+
+// addAnnotatedNamespace is addNamespace with the namespace's annotations, such as
+// samplecrdv1.AllowedCIDRsAnnotation.
+func (s *setup) addAnnotatedNamespace(t *testing.T, annotations map[string]string) *setup {
+	t.Helper()
+	ns := framework.CreateAnnotatedNamespace(t, kubernetes.NewForConfigOrDie(s.cfg), annotations)
 	s.others = append(s.others, ns)
 	return &setup{cfg: s.cfg, client: s.client, ns: ns, db: s.db}
 }
@@ -111,6 +118,20 @@ func (s *syncCounter) failures(key cache.ObjectName) []error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.failed[key])
+}
+
+// snapshot is how many times each key was synced, with or without error.
+func (s *syncCounter) snapshot() map[cache.ObjectName]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[cache.ObjectName]int, len(s.ok)+len(s.failed))
+	for key, n := range s.ok {
+		out[key] += n
+	}
+	for key, errs := range s.failed {
+		out[key] += len(errs)
+	}
+	return out
 }
 
 // count is how many times key was synced without error.
@@ -306,7 +327,9 @@ func owned(r framework.OVNRows, uid types.UID) framework.OVNRows {
 }
 
 // checkProgrammed checks that the database holds exactly one switch, switch port and router port
-// for n, with its cidr and gateway, wired to its namespace's router.
+// for n, with its cidr and gateway, wired to its namespace's router. The rows hold the addresses
+// in their canonical form, whatever spelling the spec has (such as 2001:DB8::/32): IPv4 switches
+// a subnet and exclude_ips, IPv6 /64 switches an ipv6_prefix, other IPv6 switches neither.
 func checkProgrammed(t *testing.T, all framework.OVNRows, n *samplecrdv1.Network) {
 	t.Helper()
 	r := owned(all, n.UID)
@@ -315,19 +338,30 @@ func checkProgrammed(t *testing.T, all framework.OVNRows, n *samplecrdv1.Network
 			n.Name, len(r.Switches), len(r.SwitchPorts), len(r.RouterPorts))
 	}
 	ls, lsp, lrp := r.Switches[0], r.SwitchPorts[0], r.RouterPorts[0]
+	cidr, gateway := netip.MustParsePrefix(n.Spec.Cidr), netip.MustParseAddr(n.Spec.Gateway)
+	var subnet, excludeIPs, ipv6Prefix string
+	switch {
+	case cidr.Addr().Is4():
+		subnet, excludeIPs = cidr.String(), gateway.String()
+	case cidr.Bits() == 64:
+		ipv6Prefix = cidr.Addr().String()
+	}
 	checks := []struct {
 		what      string
 		got, want any
 	}{
 		{"switch name", ls.Name, ovn.SwitchName(cluster, n.Namespace, n.Name)},
-		{"switch subnet", ls.OtherConfig[ovn.SubnetKey], n.Spec.Cidr},
-		{"switch exclude_ips", ls.OtherConfig[ovn.ExcludeIPsKey], n.Spec.Gateway},
+		{"switch subnet", ls.OtherConfig[ovn.SubnetKey], subnet},
+		{"switch exclude_ips", ls.OtherConfig[ovn.ExcludeIPsKey], excludeIPs},
+		{"switch ipv6_prefix", ls.OtherConfig[ovn.IPv6PrefixKey], ipv6Prefix},
+		{"switch cidr external_id", ls.ExternalIDs[ovn.CIDRKey], cidr.String()},
+		{"switch gateway external_id", ls.ExternalIDs[ovn.GatewayKey], gateway.String()},
 		{"switch namespace", ls.ExternalIDs[ovn.NamespaceKey], n.Namespace},
 		{"switch name external_id", ls.ExternalIDs[ovn.NameKey], n.Name},
 		{"switch ports", ls.Ports, []string{lsp.UUID}},
 		{"switch port type", lsp.Type, ovn.SwitchPortTypeRouter},
 		{"switch port router-port", lsp.Options[ovn.RouterPortKey], lrp.Name},
-		{"router port networks", lrp.Networks, []string{fmt.Sprintf("%s/%d", n.Spec.Gateway, netip.MustParsePrefix(n.Spec.Cidr).Bits())}},
+		{"router port networks", lrp.Networks, []string{fmt.Sprintf("%s/%d", gateway, cidr.Bits())}},
 		{"status backend id", statusID(n), ls.UUID},
 	}
 	for _, c := range checks {

@@ -33,8 +33,10 @@ type Network struct {
 }
 
 // Validation of NetworkSpec at admission. The API server runs these CEL rules; the string lengths
-// are bounded so that each rule's estimated cost stays inside its budget (the longest IPv6 CIDR is
-// 43 bytes). Rules that compare both fields skip when a field is missing or malformed: that field's
+// are bounded so that each rule's estimated cost stays inside its budget, at the longest valid
+// spellings: an IPv6 address with every group written out and an IPv4 tail, such as
+// fd00:0000:0000:0000:0000:0000:100.100.100.101, is 45 bytes, and a cidr of one with its prefix
+// length 49. Rules that compare both fields skip when a field is missing or malformed: that field's
 // own rule already says what is wrong, and one clear message beats three.
 //
 // Two things this API server's CEL does not allow, found by trying the rules against it: the cost
@@ -66,7 +68,7 @@ type NetworkSpec struct {
 	// address 255.255.255.255/32, the unspecified address ::/128 and the IPv4-mapped range
 	// ::ffff:0.0.0.0/96.
 	// +required
-	// +kubebuilder:validation:MaxLength=43
+	// +kubebuilder:validation:MaxLength=49
 	// +kubebuilder:validation:XValidation:rule="isCIDR(self)",message="cidr must be a CIDR such as 192.168.0.0/16 or fd00:10::/64"
 	// +kubebuilder:validation:XValidation:rule="!isCIDR(self) || cidr(self) == cidr(self).masked()",message="cidr must not have host bits set: give the network address, such as 192.168.0.0/16 rather than 192.168.1.0/16"
 	// +kubebuilder:validation:XValidation:rule="!isCIDR(self) || cidr(self).prefixLength() <= (cidr(self).ip().family() == 4 ? 30 : 126)",message="cidr is too small: it must hold the gateway and at least one more host (at most /30 for IPv4, /126 for IPv6)"
@@ -84,7 +86,7 @@ type NetworkSpec struct {
 	// Gateway is the network's gateway address, of the same family as Cidr and inside it, neither
 	// the network address nor, for IPv4, the broadcast address; for example 192.168.0.1.
 	// +required
-	// +kubebuilder:validation:MaxLength=39
+	// +kubebuilder:validation:MaxLength=45
 	// +kubebuilder:validation:XValidation:rule="isIP(self)",message="gateway must be an IP address such as 192.168.0.1 or fd00:10::1"
 	Gateway string `json:"gateway"`
 }
