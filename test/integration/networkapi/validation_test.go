@@ -92,9 +92,9 @@ func TestAdmissionRefusesInvalidSpecs(t *testing.T) {
 		{"cidr is not a string", map[string]any{"cidr": 10, "gateway": "10.0.0.1"},
 			[]string{`spec.cidr: spec.cidr in body must be of type string: "integer"`}},
 		{"absurdly long cidr", map[string]any{"cidr": long, "gateway": "10.0.0.1"},
-			[]string{"spec.cidr: may not be more than 43 bytes"}},
+			[]string{"spec.cidr: may not be more than 49 bytes"}},
 		{"absurdly long gateway", map[string]any{"cidr": "10.0.0.0/24", "gateway": long},
-			[]string{"spec.gateway: may not be more than 39 bytes"}},
+			[]string{"spec.gateway: may not be more than 45 bytes"}},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

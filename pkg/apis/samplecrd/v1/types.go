@@ -33,9 +33,12 @@ type Network struct {
 }
 
 // Validation of NetworkSpec at admission. The API server runs these CEL rules; the string lengths
-// are bounded so that each rule's estimated cost stays inside its budget (the longest IPv6 CIDR is
-// 43 bytes). Rules that compare both fields skip when a field is missing or malformed: that field's
-// own rule already says what is wrong, and one clear message beats three.
+// are bounded so that each rule's estimated cost stays inside its budget, at the longest spelling
+// that the parsers accept: an IPv6 address of six groups of four digits and an IPv4 tail
+// ("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255") is 45 bytes, and with "/128" 49. A shorter
+// bound would refuse valid specs that the controller accepts. Rules that compare both fields skip
+// when a field is missing or malformed: that field's own rule already says what is wrong, and one
+// clear message beats three.
 //
 // Two things this API server's CEL does not allow, found by trying the rules against it: the cost
 // estimator prices the != operator on IP and CIDR values at over 100 times the budget (while == on
@@ -66,7 +69,7 @@ type NetworkSpec struct {
 	// address 255.255.255.255/32, the unspecified address ::/128 and the IPv4-mapped range
 	// ::ffff:0.0.0.0/96.
 	// +required
-	// +kubebuilder:validation:MaxLength=43
+	// +kubebuilder:validation:MaxLength=49
 	// +kubebuilder:validation:XValidation:rule="isCIDR(self)",message="cidr must be a CIDR such as 192.168.0.0/16 or fd00:10::/64"
 	// +kubebuilder:validation:XValidation:rule="!isCIDR(self) || cidr(self) == cidr(self).masked()",message="cidr must not have host bits set: give the network address, such as 192.168.0.0/16 rather than 192.168.1.0/16"
 	// +kubebuilder:validation:XValidation:rule="!isCIDR(self) || cidr(self).prefixLength() <= (cidr(self).ip().family() == 4 ? 30 : 126)",message="cidr is too small: it must hold the gateway and at least one more host (at most /30 for IPv4, /126 for IPv6)"
@@ -84,7 +87,7 @@ type NetworkSpec struct {
 	// Gateway is the network's gateway address, of the same family as Cidr and inside it, neither
 	// the network address nor, for IPv4, the broadcast address; for example 192.168.0.1.
 	// +required
-	// +kubebuilder:validation:MaxLength=39
+	// +kubebuilder:validation:MaxLength=45
 	// +kubebuilder:validation:XValidation:rule="isIP(self)",message="gateway must be an IP address such as 192.168.0.1 or fd00:10::1"
 	Gateway string `json:"gateway"`
 }
