@@ -219,6 +219,22 @@ func (b *Backend) findRouter(ctx context.Context, namespace string) (*nbdb.Logic
 	if err := b.client.WhereAll(m, model.Condition{Field: &m.Name, Function: ovsdb.ConditionEqual, Value: name}).List(ctx, &routers); err != nil {
 		return nil, fmt.Errorf("listing logical routers from the cache: %w", err)
 	}
+	var lookup func(uuid string) *nbdb.LogicalRouterPort
+	if c := b.client.Cache(); c != nil {
+		if table := c.Table(nbdb.LogicalRouterPortTable); table != nil {
+			lookup = func(uuid string) *nbdb.LogicalRouterPort {
+				port, _ := table.Row(uuid).(*nbdb.LogicalRouterPort)
+				return port
+			}
+		}
+	}
+	return chooseRouter(cluster, namespace, routers, lookup)
+}
+
+// chooseRouter is findRouter's decision among the routers named RouterName(cluster, namespace).
+// routerPort looks a router port up by UUID (nil when it is not there); a nil routerPort finds
+// none. routers is sorted.
+func chooseRouter(cluster, namespace string, routers []nbdb.LogicalRouter, routerPort func(uuid string) *nbdb.LogicalRouterPort) (*nbdb.LogicalRouter, error) {
 	sortByUUID(routers, func(r *nbdb.LogicalRouter) string { return r.UUID })
 	var keyed, evident *nbdb.LogicalRouter
 	for i := range routers {
@@ -231,31 +247,26 @@ func (b *Backend) findRouter(ctx context.Context, namespace string) (*nbdb.Logic
 			if keyed == nil {
 				keyed = r
 			}
-		case ownedBy(ids, cluster) || b.holdsPortsOf(r, namespace):
+		case ownedBy(ids, cluster) || holdsPortsOf(r, cluster, namespace, routerPort):
 			if evident == nil {
 				evident = r
 			}
 		default:
-			return nil, &backend.NameConflictError{Kind: "logical router", Name: name, ID: r.UUID, Owner: ownerText(ids)}
+			return nil, &backend.NameConflictError{Kind: "logical router", Name: RouterName(cluster, namespace), ID: r.UUID, Owner: ownerText(ids)}
 		}
 	}
 	return cmp.Or(keyed, evident), nil
 }
 
 // holdsPortsOf reports whether one of the router's ports is a router port of the cluster for a
-// Network of the namespace. The caller holds connMu for reading.
-func (b *Backend) holdsPortsOf(r *nbdb.LogicalRouter, namespace string) bool {
-	c := b.client.Cache()
-	if c == nil {
-		return false
-	}
-	table := c.Table(nbdb.LogicalRouterPortTable)
-	if table == nil {
+// Network of the namespace; routerPort looks them up.
+func holdsPortsOf(r *nbdb.LogicalRouter, cluster, namespace string, routerPort func(uuid string) *nbdb.LogicalRouterPort) bool {
+	if routerPort == nil {
 		return false
 	}
 	for _, uuid := range r.Ports {
-		if port, ok := table.Row(uuid).(*nbdb.LogicalRouterPort); ok &&
-			ownedUID(port.ExternalIDs, b.opts.ClusterName) != "" && port.ExternalIDs[NamespaceKey] == namespace {
+		if port := routerPort(uuid); port != nil &&
+			ownedUID(port.ExternalIDs, cluster) != "" && port.ExternalIDs[NamespaceKey] == namespace {
 			return true
 		}
 	}
@@ -383,6 +394,12 @@ func nameHolders[T any](ctx context.Context, c client.Client, cluster, kind stri
 	if err := c.WhereAll(any(m).(model.Model), model.Condition{Field: name, Function: ovsdb.ConditionEqual, Value: value}).List(ctx, &rows); err != nil {
 		return nil, fmt.Errorf("listing %ss from the cache: %w", kind, err)
 	}
+	return splitNameHolders(cluster, kind, value, rows, have, key)
+}
+
+// splitNameHolders is nameHolders' decision on the rows named value: those of the cluster that are
+// not among have, or a *backend.NameConflictError for the first of another owner.
+func splitNameHolders[T any](cluster, kind, value string, rows, have []T, key func(*T) (string, map[string]string)) ([]T, error) {
 	var ours []T
 	for i := range rows {
 		uuid, ids := key(&rows[i])
