@@ -234,9 +234,19 @@ func (b *Backend) findRouter(ctx context.Context, namespace string) (*nbdb.Logic
 // chooseRouter is findRouter's decision among the routers named RouterName(cluster, namespace).
 // routerPort looks a router port up by UUID (nil when it is not there); a nil routerPort finds
 // none. routers is sorted.
+//
+// A router that is the cluster's only by the ports on it (its owner key is missing or another's)
+// is used when it is the only candidate, and its keys are put back. Beside another candidate it is
+// a name conflict: the plan would take the Network's ports off it, and leave a router of another
+// owner under the name, which the next Ensure would report; so it is reported at once, before
+// anything is written.
 func chooseRouter(cluster, namespace string, routers []nbdb.LogicalRouter, routerPort func(uuid string) *nbdb.LogicalRouterPort) (*nbdb.LogicalRouter, error) {
 	sortByUUID(routers, func(r *nbdb.LogicalRouter) string { return r.UUID })
-	var keyed, evident *nbdb.LogicalRouter
+	conflict := func(r *nbdb.LogicalRouter) error {
+		return &backend.NameConflictError{Kind: "logical router", Name: RouterName(cluster, namespace), ID: r.UUID, Owner: ownerText(r.ExternalIDs)}
+	}
+	var keyed, owned *nbdb.LogicalRouter
+	var byPorts []*nbdb.LogicalRouter
 	for i := range routers {
 		r := &routers[i]
 		ids := r.ExternalIDs
@@ -247,15 +257,24 @@ func chooseRouter(cluster, namespace string, routers []nbdb.LogicalRouter, route
 			if keyed == nil {
 				keyed = r
 			}
-		case ownedBy(ids, cluster) || holdsPortsOf(r, cluster, namespace, routerPort):
-			if evident == nil {
-				evident = r
+		case ownedBy(ids, cluster):
+			if owned == nil {
+				owned = r
 			}
+		case holdsPortsOf(r, cluster, namespace, routerPort):
+			byPorts = append(byPorts, r)
 		default:
-			return nil, &backend.NameConflictError{Kind: "logical router", Name: RouterName(cluster, namespace), ID: r.UUID, Owner: ownerText(ids)}
+			return nil, conflict(r)
 		}
 	}
-	return cmp.Or(keyed, evident), nil
+	chosen := cmp.Or(keyed, owned)
+	if chosen == nil && len(byPorts) > 0 {
+		chosen, byPorts = byPorts[0], byPorts[1:]
+	}
+	if len(byPorts) > 0 {
+		return nil, conflict(byPorts[0])
+	}
+	return chosen, nil
 }
 
 // holdsPortsOf reports whether one of the router's ports is a router port of the cluster for a
