@@ -311,8 +311,10 @@ func (b *Backend) ownedByUID(m model.Model, externalIDs *map[string]string, uid 
 // Finding the other switches and routers that refer to the ports takes a scan of their tables, so
 // unless full is set it is only done when a port is not referred to by the UID's switches or by
 // the namespace's router (non-root rows that nothing refers to do not exist, so someone else
-// refers to it then); a port that is on its own switch or router and also on another one is
-// missed. The caller holds connMu for reading.
+// refers to it then), or when there are duplicate ports (the plan deletes all but one, and a
+// deleted port must be taken off every row that refers to it, or the transaction fails). The one
+// port that is on its own switch or router and also on another one is missed. The caller holds
+// connMu for reading.
 func (b *Backend) observe(ctx context.Context, uid types.UID, want *desiredState, full bool) (observed, error) {
 	cluster := b.opts.ClusterName
 	obs := observed{cluster: cluster}
@@ -342,7 +344,7 @@ func (b *Backend) observe(ctx context.Context, uid types.UID, want *desiredState
 	onSwitch := func(r *nbdb.LogicalSwitchPort) bool {
 		return slices.ContainsFunc(obs.Switches, func(s nbdb.LogicalSwitch) bool { return slices.Contains(s.Ports, r.UUID) })
 	}
-	if len(obs.SwitchPorts) > 0 && (full || !all(obs.SwitchPorts, onSwitch)) {
+	if len(obs.SwitchPorts) > 0 && (full || len(obs.SwitchPorts) > 1 || !all(obs.SwitchPorts, onSwitch)) {
 		ports := uuidSet(obs.SwitchPorts, func(r *nbdb.LogicalSwitchPort) string { return r.UUID })
 		err := b.client.WhereCache(func(r *nbdb.LogicalSwitch) bool {
 			_, isStale := stale[r.UUID]
@@ -356,7 +358,7 @@ func (b *Backend) observe(ctx context.Context, uid types.UID, want *desiredState
 	onRouter := func(r *nbdb.LogicalRouterPort) bool {
 		return obs.Router != nil && slices.Contains(obs.Router.Ports, r.UUID)
 	}
-	if len(obs.RouterPorts) > 0 && (full || !all(obs.RouterPorts, onRouter)) {
+	if len(obs.RouterPorts) > 0 && (full || len(obs.RouterPorts) > 1 || !all(obs.RouterPorts, onRouter)) {
 		ports := uuidSet(obs.RouterPorts, func(r *nbdb.LogicalRouterPort) string { return r.UUID })
 		err := b.client.WhereCache(func(r *nbdb.LogicalRouter) bool {
 			return (obs.Router == nil || r.UUID != obs.Router.UUID) && containsAny(r.Ports, ports)
