@@ -46,8 +46,9 @@ tools: ## Build the test control plane (kube-apiserver, etcd) and kubectl when m
 	hack/ensure-ovn.sh
 
 .PHONY: test
-test: tools ## Run every test (unit and integration, with -race); builds what they need first.
+test: tools ## Run every test (unit and integration, with -race), then each fuzz target for 10s; builds what they need first.
 	$(GO) test $(TEST_FLAGS) $(UNIT_PKGS) $(INTEGRATION_PKGS)
+	$(MAKE) fuzz FUZZTIME=10s
 
 .PHONY: test-unit
 test-unit: ## Run the unit tests only.
@@ -56,6 +57,27 @@ test-unit: ## Run the unit tests only.
 .PHONY: test-integration
 test-integration: tools ## Run the integration tests only.
 	$(GO) test $(TEST_FLAGS) $(INTEGRATION_PKGS)
+
+# The fuzz targets, as name:package (go test -fuzz takes one package at a time), and how long make
+# fuzz runs each of them. Their seeds, and every failing input found, are in the packages'
+# testdata/fuzz/<name>/, which plain go test runs as tests.
+FUZZ_TARGETS := FuzzSpecValidation:./pkg/controller/network FuzzPlan:./pkg/backend/ovn FuzzNames:./pkg/backend/ovn
+FUZZTIME ?= 10s
+# The fuzzer minimises each new input that widens coverage before it goes on, for up to a minute
+# by default, which would take most of a short run; a failing input is minimised as long.
+FUZZMINIMIZETIME ?= 1s
+
+.PHONY: fuzz
+fuzz: ## Run each fuzz target for FUZZTIME (default 10s), one after another with one worker, and print its executions.
+	@for target in $(FUZZ_TARGETS); do \
+		name="$${target%%:*}"; pkg="$${target#*:}"; log="$$(mktemp)"; \
+		echo "$(GO) test -run '^$$' -fuzz '^$$name\$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) -parallel 1 $$pkg"; \
+		if ! $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) -parallel 1 "$$pkg" >"$$log" 2>&1; then \
+			cat "$$log"; rm -f "$$log"; exit 1; \
+		fi; \
+		execs="$$(grep -o 'execs: [0-9]*' "$$log" | tail -n 1 | cut -d ' ' -f 2 || true)"; rm -f "$$log"; \
+		echo "$$name: $${execs:-0} executions in $(FUZZTIME)"; \
+	done
 
 # Flags of the benchmark ('go run ./bench -h' lists them), e.g. BENCH_FLAGS="-networks 200 -pods 2000".
 BENCH_FLAGS ?=

@@ -219,8 +219,34 @@ func (b *Backend) findRouter(ctx context.Context, namespace string) (*nbdb.Logic
 	if err := b.client.WhereAll(m, model.Condition{Field: &m.Name, Function: ovsdb.ConditionEqual, Value: name}).List(ctx, &routers); err != nil {
 		return nil, fmt.Errorf("listing logical routers from the cache: %w", err)
 	}
+	var lookup func(uuid string) *nbdb.LogicalRouterPort
+	if c := b.client.Cache(); c != nil {
+		if table := c.Table(nbdb.LogicalRouterPortTable); table != nil {
+			lookup = func(uuid string) *nbdb.LogicalRouterPort {
+				port, _ := table.Row(uuid).(*nbdb.LogicalRouterPort)
+				return port
+			}
+		}
+	}
+	return chooseRouter(cluster, namespace, routers, lookup)
+}
+
+// chooseRouter is findRouter's decision among the routers named RouterName(cluster, namespace).
+// routerPort looks a router port up by UUID (nil when it is not there); a nil routerPort finds
+// none. routers is sorted.
+//
+// A router that is the cluster's only by the ports on it (its owner key is missing or another's)
+// is used when it is the only candidate, and its keys are put back. Beside another candidate it is
+// a name conflict: the plan would take the Network's ports off it, and leave a router of another
+// owner under the name, which the next Ensure would report; so it is reported at once, before
+// anything is written.
+func chooseRouter(cluster, namespace string, routers []nbdb.LogicalRouter, routerPort func(uuid string) *nbdb.LogicalRouterPort) (*nbdb.LogicalRouter, error) {
 	sortByUUID(routers, func(r *nbdb.LogicalRouter) string { return r.UUID })
-	var keyed, evident *nbdb.LogicalRouter
+	conflict := func(r *nbdb.LogicalRouter) error {
+		return &backend.NameConflictError{Kind: "logical router", Name: RouterName(cluster, namespace), ID: r.UUID, Owner: ownerText(r.ExternalIDs)}
+	}
+	var keyed, owned *nbdb.LogicalRouter
+	var byPorts []*nbdb.LogicalRouter
 	for i := range routers {
 		r := &routers[i]
 		ids := r.ExternalIDs
@@ -231,31 +257,35 @@ func (b *Backend) findRouter(ctx context.Context, namespace string) (*nbdb.Logic
 			if keyed == nil {
 				keyed = r
 			}
-		case ownedBy(ids, cluster) || b.holdsPortsOf(r, namespace):
-			if evident == nil {
-				evident = r
+		case ownedBy(ids, cluster):
+			if owned == nil {
+				owned = r
 			}
+		case holdsPortsOf(r, cluster, namespace, routerPort):
+			byPorts = append(byPorts, r)
 		default:
-			return nil, &backend.NameConflictError{Kind: "logical router", Name: name, ID: r.UUID, Owner: ownerText(ids)}
+			return nil, conflict(r)
 		}
 	}
-	return cmp.Or(keyed, evident), nil
+	chosen := cmp.Or(keyed, owned)
+	if chosen == nil && len(byPorts) > 0 {
+		chosen, byPorts = byPorts[0], byPorts[1:]
+	}
+	if len(byPorts) > 0 {
+		return nil, conflict(byPorts[0])
+	}
+	return chosen, nil
 }
 
 // holdsPortsOf reports whether one of the router's ports is a router port of the cluster for a
-// Network of the namespace. The caller holds connMu for reading.
-func (b *Backend) holdsPortsOf(r *nbdb.LogicalRouter, namespace string) bool {
-	c := b.client.Cache()
-	if c == nil {
-		return false
-	}
-	table := c.Table(nbdb.LogicalRouterPortTable)
-	if table == nil {
+// Network of the namespace; routerPort looks them up.
+func holdsPortsOf(r *nbdb.LogicalRouter, cluster, namespace string, routerPort func(uuid string) *nbdb.LogicalRouterPort) bool {
+	if routerPort == nil {
 		return false
 	}
 	for _, uuid := range r.Ports {
-		if port, ok := table.Row(uuid).(*nbdb.LogicalRouterPort); ok &&
-			ownedUID(port.ExternalIDs, b.opts.ClusterName) != "" && port.ExternalIDs[NamespaceKey] == namespace {
+		if port := routerPort(uuid); port != nil &&
+			ownedUID(port.ExternalIDs, cluster) != "" && port.ExternalIDs[NamespaceKey] == namespace {
 			return true
 		}
 	}
@@ -281,8 +311,10 @@ func (b *Backend) ownedByUID(m model.Model, externalIDs *map[string]string, uid 
 // Finding the other switches and routers that refer to the ports takes a scan of their tables, so
 // unless full is set it is only done when a port is not referred to by the UID's switches or by
 // the namespace's router (non-root rows that nothing refers to do not exist, so someone else
-// refers to it then); a port that is on its own switch or router and also on another one is
-// missed. The caller holds connMu for reading.
+// refers to it then), or when there are duplicate ports (the plan deletes all but one, and a
+// deleted port must be taken off every row that refers to it, or the transaction fails). The one
+// port that is on its own switch or router and also on another one is missed. The caller holds
+// connMu for reading.
 func (b *Backend) observe(ctx context.Context, uid types.UID, want *desiredState, full bool) (observed, error) {
 	cluster := b.opts.ClusterName
 	obs := observed{cluster: cluster}
@@ -312,7 +344,7 @@ func (b *Backend) observe(ctx context.Context, uid types.UID, want *desiredState
 	onSwitch := func(r *nbdb.LogicalSwitchPort) bool {
 		return slices.ContainsFunc(obs.Switches, func(s nbdb.LogicalSwitch) bool { return slices.Contains(s.Ports, r.UUID) })
 	}
-	if len(obs.SwitchPorts) > 0 && (full || !all(obs.SwitchPorts, onSwitch)) {
+	if len(obs.SwitchPorts) > 0 && (full || len(obs.SwitchPorts) > 1 || !all(obs.SwitchPorts, onSwitch)) {
 		ports := uuidSet(obs.SwitchPorts, func(r *nbdb.LogicalSwitchPort) string { return r.UUID })
 		err := b.client.WhereCache(func(r *nbdb.LogicalSwitch) bool {
 			_, isStale := stale[r.UUID]
@@ -326,7 +358,7 @@ func (b *Backend) observe(ctx context.Context, uid types.UID, want *desiredState
 	onRouter := func(r *nbdb.LogicalRouterPort) bool {
 		return obs.Router != nil && slices.Contains(obs.Router.Ports, r.UUID)
 	}
-	if len(obs.RouterPorts) > 0 && (full || !all(obs.RouterPorts, onRouter)) {
+	if len(obs.RouterPorts) > 0 && (full || len(obs.RouterPorts) > 1 || !all(obs.RouterPorts, onRouter)) {
 		ports := uuidSet(obs.RouterPorts, func(r *nbdb.LogicalRouterPort) string { return r.UUID })
 		err := b.client.WhereCache(func(r *nbdb.LogicalRouter) bool {
 			return (obs.Router == nil || r.UUID != obs.Router.UUID) && containsAny(r.Ports, ports)
@@ -383,6 +415,12 @@ func nameHolders[T any](ctx context.Context, c client.Client, cluster, kind stri
 	if err := c.WhereAll(any(m).(model.Model), model.Condition{Field: name, Function: ovsdb.ConditionEqual, Value: value}).List(ctx, &rows); err != nil {
 		return nil, fmt.Errorf("listing %ss from the cache: %w", kind, err)
 	}
+	return splitNameHolders(cluster, kind, value, rows, have, key)
+}
+
+// splitNameHolders is nameHolders' decision on the rows named value: those of the cluster that are
+// not among have, or a *backend.NameConflictError for the first of another owner.
+func splitNameHolders[T any](cluster, kind, value string, rows, have []T, key func(*T) (string, map[string]string)) ([]T, error) {
 	var ours []T
 	for i := range rows {
 		uuid, ids := key(&rows[i])

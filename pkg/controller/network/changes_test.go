@@ -123,3 +123,24 @@ func TestDesiredNetworkRefusesReservedRanges(t *testing.T) {
 		}
 	}
 }
+
+// TestDesiredNetworkRefusesTooSmallAndBroadcast: the prefixes that leave no room for a host beside
+// the gateway, and the IPv4 broadcast address as the gateway, are refused as admission refuses
+// them.
+func TestDesiredNetworkRefusesTooSmallAndBroadcast(t *testing.T) {
+	for _, tt := range []struct{ cidr, gateway, want string }{
+		{"10.0.0.0/31", "10.0.0.1", "spec.cidr 10.0.0.0/31 is too small"},
+		{"10.0.0.1/32", "10.0.0.1", "spec.cidr 10.0.0.1/32 is too small"},
+		{"fd00::/127", "fd00::1", "spec.cidr fd00::/127 is too small"},
+		{"fd00::/128", "fd00::", "spec.cidr fd00::/128 is too small"},
+		{"10.0.0.0/24", "10.0.0.255", "spec.gateway 10.0.0.255 is the broadcast address of 10.0.0.0/24"},
+		{"10.0.0.4/30", "10.0.0.7", "spec.gateway 10.0.0.7 is the broadcast address of 10.0.0.4/30"},
+		{"10.0.0.4/30", "10.0.0.6", ""},
+		{"fd00::/126", "fd00::3", ""},
+	} {
+		_, err := desiredNetwork(network("n", tt.cidr, tt.gateway))
+		if got := fmt.Sprint(err); (tt.want == "") != (err == nil) || (err != nil && !strings.HasPrefix(got, tt.want)) {
+			t.Errorf("desiredNetwork(%s, %s) error = %v, want %q", tt.cidr, tt.gateway, err, tt.want)
+		}
+	}
+}

@@ -249,7 +249,9 @@ func (c *Controller) unprogram(ctx context.Context, n *samplecrdv1.Network) erro
 	return nil
 }
 
-// desiredNetwork is what the backend must hold for n, or an error saying why it cannot.
+// desiredNetwork is what the backend must hold for n, or an error saying why it cannot. It refuses
+// what admission refuses (the CRD's rules in pkg/apis/samplecrd/v1/types.go), for a Network that an
+// API server without them admitted; FuzzSpecValidation checks that the two agree.
 func desiredNetwork(n *samplecrdv1.Network) (backend.Network, error) {
 	prefix, err := netip.ParsePrefix(n.Spec.Cidr)
 	if err != nil {
@@ -260,6 +262,10 @@ func desiredNetwork(n *samplecrdv1.Network) (backend.Network, error) {
 	}
 	if r, ok := samplecrdv1.ReservedRangeOverlapping(prefix); ok {
 		return backend.Network{}, fmt.Errorf("spec.cidr %s overlaps %s, which no Network may use", prefix, r)
+	}
+	// The gateway and at least one more host, as admission requires: /30 and /126 are the smallest.
+	if prefix.Bits() > prefix.Addr().BitLen()-2 {
+		return backend.Network{}, fmt.Errorf("spec.cidr %s is too small: it must hold the gateway and at least one more host", prefix)
 	}
 	gateway, err := netip.ParseAddr(n.Spec.Gateway)
 	if err != nil {
@@ -274,7 +280,21 @@ func desiredNetwork(n *samplecrdv1.Network) (backend.Network, error) {
 	if gateway == prefix.Addr() {
 		return backend.Network{}, fmt.Errorf("spec.gateway %s is the network address of %s", gateway, prefix)
 	}
+	if gateway.Is4() && gateway == lastAddr(prefix) {
+		return backend.Network{}, fmt.Errorf("spec.gateway %s is the broadcast address of %s", gateway, prefix)
+	}
 	return backend.Network{Namespace: n.Namespace, Name: n.Name, UID: n.UID, CIDR: prefix, Gateway: gateway}, nil
+}
+
+// lastAddr returns the last address of a prefix with no host bits set: the broadcast address of an
+// IPv4 network.
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Addr().AsSlice()
+	for i := p.Bits(); i < len(b)*8; i++ {
+		b[i/8] |= 0x80 >> (i % 8)
+	}
+	last, _ := netip.AddrFromSlice(b)
+	return last
 }
 
 // addFinalizer puts the finalizer on n before its first backend write, and returns the Network as

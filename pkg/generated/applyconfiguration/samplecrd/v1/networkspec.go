@@ -22,11 +22,12 @@ package v1
 // with apply.
 //
 // Validation of NetworkSpec at admission. The API server runs these CEL rules; the string lengths
-// are bounded so that each rule's estimated cost stays inside its budget, at the longest valid
-// spellings: an IPv6 address with every group written out and an IPv4 tail, such as
-// fd00:0000:0000:0000:0000:0000:100.100.100.101, is 45 bytes, and a cidr of one with its prefix
-// length 49. Rules that compare both fields skip when a field is missing or malformed: that field's
-// own rule already says what is wrong, and one clear message beats three.
+// are bounded so that each rule's estimated cost stays inside its budget, at the longest spelling
+// that the parsers accept: an IPv6 address of six groups of four digits and an IPv4 tail
+// ("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255") is 45 bytes, and with "/128" 49. A shorter
+// bound would refuse valid specs that the controller accepts. Rules that compare both fields skip
+// when a field is missing or malformed: that field's own rule already says what is wrong, and one
+// clear message beats three.
 //
 // Two things this API server's CEL does not allow, found by trying the rules against it: the cost
 // estimator prices the != operator on IP and CIDR values at over 100 times the budget (while == on
