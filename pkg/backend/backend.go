@@ -80,6 +80,10 @@ type Change struct {
 	Owned
 	// Foreign is true for an object that is not owned: a name conflict may have appeared or gone.
 	Foreign bool
+	// Created is true for an owned object that appeared. Usually it is a sync's own write, for a
+	// Network that exists; one whose Network is gone (a write that reached the backend after the
+	// Network's deletion, or one made by hand) is an orphan.
+	Created bool
 }
 
 // Notifier is implemented by backends that can tell when objects they own are changed or removed by

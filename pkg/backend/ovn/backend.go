@@ -253,7 +253,8 @@ func (b *Backend) setNotReady(why error, closing bool) {
 }
 
 // OnChange registers fn, called with the owner of every switch, switch port or router port of the
-// cluster that is updated or deleted, including by this backend's own Ensure and Delete; with the
+// cluster that is created (marked Created, except during the monitor's initial dump), updated or
+// deleted, including by this backend's own Ensure and Delete; with the
 // owner of a port of the cluster's router whose keys or name were changed; and, marked Foreign,
 // with what the name tells of a row of another owner that takes or gives up a name the cluster
 // uses. fn is called from libovsdb's event loop, so it must return at once (for example after
@@ -417,12 +418,19 @@ func (b *Backend) disconnect(ctx context.Context) {
 }
 
 // onAdd, onUpdate and onDelete run in libovsdb's event loop for every change of a monitored row.
-// Rows of the cluster are reported when they change or go (their creation is Ensure's own);
+// Rows of the cluster are reported when they appear, change or go;
 // rows of other owners when they take or give up a name the cluster uses, so that a Network
 // blocked by a name conflict is synced again when it goes.
 func (b *Backend) onAdd(table string, row model.Model) {
-	if _, owned := b.ownerOf(row); !owned {
+	owner, owned := b.ownerOf(row)
+	if !owned {
 		b.notifyForeignName(table, row)
+		return
+	}
+	// Rows of the monitor's initial dump are not reported: the caller checks every Network when
+	// the backend becomes ready (see OnReady).
+	if b.ready.Load() {
+		b.notify(backend.Change{Owned: owner, Created: true})
 	}
 }
 

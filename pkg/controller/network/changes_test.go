@@ -44,6 +44,16 @@ func TestBackendChanged(t *testing.T) {
 			wantOrphans: map[cache.ObjectName][]types.UID{{}: {"uid-gone"}},
 		},
 		{
+			name:   "a row created for a Network: its own sync's write",
+			change: backend.Change{Owned: backend.Owned{Namespace: "default", Name: "a", UID: "uid-a"}, Created: true},
+		},
+		{
+			name:        "a row created for a UID that is no Network's",
+			change:      backend.Change{Owned: backend.Owned{Namespace: "default", Name: "gone", UID: "uid-gone"}, Created: true},
+			wantKeys:    []string{"default/gone"},
+			wantOrphans: map[cache.ObjectName][]types.UID{{Namespace: "default", Name: "gone"}: {"uid-gone"}},
+		},
+		{
 			name:     "a port name of another owner's row, of a Network",
 			change:   backend.Change{Owned: backend.Owned{UID: "uid-b"}, Foreign: true},
 			wantKeys: []string{"default/b"},

@@ -200,15 +200,19 @@ func indexByUID(obj any) ([]string, error) {
 
 // backendChanged is the backend's OnChange function: it enqueues the Network that a change in the
 // backend concerns. A row of a UID the cache holds is that Network's, whatever namespace and name
-// the row says; a row of another UID is an orphan candidate under the key it names, confirmed and
-// removed by that key's sync. A row of another owner that took or gave up one of the names
+// the row says (a row created for it is its own sync's write, and needs nothing); a row of another
+// UID, created or changed, is an orphan candidate under the key it names, confirmed and removed by
+// that key's sync. A row of another owner that took or gave up one of the names
 // (Foreign) concerns the Network of that name, or every Network of the namespace for a router.
 // It runs on the backend's event loop, so it only reads the cache and enqueues.
 func (c *Controller) backendChanged(change backend.Change) {
 	if change.UID != "" {
 		if objs, err := c.networksIndexer.ByIndex(uidIndex, string(change.UID)); err == nil && len(objs) > 0 {
 			if n, ok := objs[0].(*samplecrdv1.Network); ok {
-				c.queue.Add(cache.MetaObjectToName(n))
+				if !change.Created {
+					c.queue.Add(cache.MetaObjectToName(n))
+				}
+				// A row that appeared for a Network that exists is its sync's own write.
 				return
 			}
 		}

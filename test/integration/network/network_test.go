@@ -3,6 +3,7 @@ package network
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/samplecrd/samplecrd-controller/cmd/samplecrd-controller/app"
 	samplecrdv1 "github.com/samplecrd/samplecrd-controller/pkg/apis/samplecrd/v1"
 	"github.com/samplecrd/samplecrd-controller/pkg/backend/ovn"
+	"github.com/samplecrd/samplecrd-controller/pkg/backend/ovn/nbdb"
 	"github.com/samplecrd/samplecrd-controller/pkg/controller/network"
 	"github.com/samplecrd/samplecrd-controller/test/integration/framework"
 )
@@ -107,7 +109,9 @@ func TestDriftRepair(t *testing.T) {
 }
 
 // TestOrphanCleanup puts rows of a Network that does not exist, under this cluster's name and under
-// another's, into the database before the manager starts.
+// another's, into the database before the manager starts; then one more of this cluster's while it
+// runs, which goes at once, not at the next orphan sweep (an hour here): a write that reached the
+// backend after its Network's deletion is one.
 func TestOrphanCleanup(t *testing.T) {
 	s := newSetup(t)
 	ids := func(owner, uid string) []string {
@@ -120,16 +124,16 @@ func TestOrphanCleanup(t *testing.T) {
 	}
 	s.db.NBCtl(t, append([]string{"--", "--id=@ls", "create", "Logical_Switch", "name=orphan"}, ids(cluster, "0d0d0d0d-0000-0000-0000-000000000001")...)...)
 	s.db.NBCtl(t, append([]string{"--", "--id=@ls", "create", "Logical_Switch", "name=foreign"}, ids("another-cluster", "0d0d0d0d-0000-0000-0000-000000000002")...)...)
-	s.startController(t, nil)
-
-	rows := s.waitRows(t, "the orphan removed", func(r framework.OVNRows) bool {
-		for _, ls := range r.Switches {
-			if ls.Name == "orphan" {
-				return false
-			}
+	s.startController(t, func(o *app.Options) { o.OrphanSweepInterval = time.Hour })
+	gone := func(name string) func(framework.OVNRows) bool {
+		return func(r framework.OVNRows) bool {
+			return !slices.ContainsFunc(r.Switches, func(ls nbdb.LogicalSwitch) bool { return ls.Name == name })
 		}
-		return true
-	})
+	}
+	s.waitRows(t, "the orphan removed", gone("orphan"))
+
+	s.db.NBCtl(t, append([]string{"--", "--id=@ls", "create", "Logical_Switch", "name=late"}, ids(cluster, "0d0d0d0d-0000-0000-0000-000000000003")...)...)
+	rows := s.waitRows(t, "the orphan that appeared while running removed", gone("late"))
 	var names []string
 	for _, ls := range rows.Switches {
 		names = append(names, ls.Name)
