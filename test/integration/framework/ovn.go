@@ -75,6 +75,33 @@ func (o *OVSDB) Stop(t testing.TB) {
 	}
 }
 
+// Kill kills the server with SIGKILL, as a crash would, and waits for it to exit, keeping the
+// database for Start.
+func (o *OVSDB) Kill(t testing.TB) {
+	t.Helper()
+	o.server.Kill()
+}
+
+// CreateEmpty creates an empty OVN northbound database in a new file next to the server's, for
+// ReplaceDatabase, and returns its path.
+func (o *OVSDB) CreateEmpty(t testing.TB) string {
+	t.Helper()
+	path, err := o.server.CreateEmpty(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// ReplaceDatabase makes the database file at path (from CreateEmpty) the server's, at once; the
+// server must be stopped.
+func (o *OVSDB) ReplaceDatabase(t testing.TB, path string) {
+	t.Helper()
+	if err := o.server.ReplaceDatabase(path); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // Pause stops the server with SIGSTOP: its connections stay open, but it answers nothing, like a
 // server on a host that hangs or a network that drops packets. Resume continues it.
 func (o *OVSDB) Pause(t testing.TB) {

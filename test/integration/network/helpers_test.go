@@ -2,8 +2,6 @@ package network
 
 import (
 	"context"
-	"fmt"
-	"net/netip"
 	"slices"
 	"sync"
 	"testing"
@@ -306,37 +304,15 @@ func owned(r framework.OVNRows, uid types.UID) framework.OVNRows {
 }
 
 // checkProgrammed checks that the database holds exactly one switch, switch port and router port
-// for n, with its cidr and gateway, wired to its namespace's router.
+// for n, as its spec calls for, wired to its namespace's router (framework.CheckProgrammed).
 func checkProgrammed(t *testing.T, all framework.OVNRows, n *samplecrdv1.Network) {
 	t.Helper()
-	r := owned(all, n.UID)
-	if len(r.Switches) != 1 || len(r.SwitchPorts) != 1 || len(r.RouterPorts) != 1 {
-		t.Fatalf("Network %s: %d switches, %d switch ports, %d router ports; want one each",
-			n.Name, len(r.Switches), len(r.SwitchPorts), len(r.RouterPorts))
+	p := framework.CheckProgrammed(all, cluster, n)
+	if p.Counts != "" {
+		t.Fatalf("Network %s: %s; want one each", n.Name, p.Counts)
 	}
-	ls, lsp, lrp := r.Switches[0], r.SwitchPorts[0], r.RouterPorts[0]
-	checks := []struct {
-		what      string
-		got, want any
-	}{
-		{"switch name", ls.Name, ovn.SwitchName(cluster, n.Namespace, n.Name)},
-		{"switch subnet", ls.OtherConfig[ovn.SubnetKey], n.Spec.Cidr},
-		{"switch exclude_ips", ls.OtherConfig[ovn.ExcludeIPsKey], n.Spec.Gateway},
-		{"switch namespace", ls.ExternalIDs[ovn.NamespaceKey], n.Namespace},
-		{"switch name external_id", ls.ExternalIDs[ovn.NameKey], n.Name},
-		{"switch ports", ls.Ports, []string{lsp.UUID}},
-		{"switch port type", lsp.Type, ovn.SwitchPortTypeRouter},
-		{"switch port router-port", lsp.Options[ovn.RouterPortKey], lrp.Name},
-		{"router port networks", lrp.Networks, []string{fmt.Sprintf("%s/%d", n.Spec.Gateway, netip.MustParsePrefix(n.Spec.Cidr).Bits())}},
-		{"status backend id", statusID(n), ls.UUID},
-	}
-	for _, c := range checks {
-		if fmt.Sprint(c.got) != fmt.Sprint(c.want) {
-			t.Errorf("Network %s: %s = %v, want %v", n.Name, c.what, c.got, c.want)
-		}
-	}
-	if router, count := all.NamespaceRouter(cluster, n.Namespace); count != 1 || !slices.Contains(router.Ports, lrp.UUID) {
-		t.Errorf("Network %s: router port %s is not on its namespace's router (%d of them: %+v)", n.Name, lrp.Name, count, router)
+	for _, f := range p.Fields {
+		t.Errorf("Network %s: %s", n.Name, f)
 	}
 }
 
