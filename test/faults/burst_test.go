@@ -99,6 +99,13 @@ func (b *burst) createdCount() int {
 	return len(b.created)
 }
 
+// createdIndexes returns the indexes of the specs created so far.
+func (b *burst) createdIndexes() []int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]int(nil), b.created...)
+}
+
 func (b *burst) finished() bool {
 	select {
 	case <-b.done:
@@ -106,6 +113,28 @@ func (b *burst) finished() bool {
 	default:
 		return false
 	}
+}
+
+// deleteNetworks deletes the Networks from several clients, each retried until the API server
+// takes it (NotFound counts: an earlier attempt was taken); progress counts the deletions taken.
+func deleteNetworks(ctx context.Context, client clientset.Interface, networks []*samplecrdv1.Network, timeout time.Duration, progress *atomic.Int64) error {
+	return parallel(len(networks), burstClients, func(i int) error {
+		n := networks[i]
+		err := retry(ctx, timeout, func(ctx context.Context) error {
+			err := client.SamplecrdV1().Networks(n.Namespace).Delete(ctx, n.Name, metav1.DeleteOptions{})
+			if apierrors.IsNotFound(err) {
+				return nil
+			}
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("deleting Network %s/%s: %w", n.Namespace, n.Name, err)
+		}
+		if progress != nil {
+			progress.Add(1)
+		}
+		return nil
+	})
 }
 
 // retry calls f, each call bounded by requestTimeout, every 100 ms until it succeeds or timeout

@@ -212,6 +212,24 @@ func (r *replica) signal(sig syscall.Signal) *incarnation {
 	return cur
 }
 
+// hold keeps the replica down once its current process exits, until release.
+func (r *replica) hold() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.held = true
+}
+
+// release lets the supervisor start the process again.
+func (r *replica) release() {
+	r.mu.Lock()
+	r.held = false
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
 // shutdown ends the supervision and kills the process.
 func (r *replica) shutdown() {
 	select {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
@@ -558,6 +559,8 @@ func (r *run) deleteAll() {
 		r.t.Errorf("the scenario's Networks are not all gone: %v", err)
 	}
 }
+
+func isNotFound(err error) bool { return apierrors.IsNotFound(err) }
 
 // killLeader kills the leading manager with sig and returns it and its process.
 func (r *run) killLeader(sig syscall.Signal) (*replica, *incarnation) {
