@@ -194,6 +194,15 @@ var scenarios = []*scenario{
 		fault:  "none: every Network of one namespace deleted at once, as deleting the namespace does",
 		inject: emptyNamespace,
 	},
+	{
+		name:  "ovn-tamper",
+		fault: "ovn-nbctl deletes and alters owned rows, adds orphans of unknown UIDs and foreign rows",
+		// Orphans added behind the manager's back are found by the sweep.
+		args:          []string{"--orphan-sweep-interval=10s"},
+		extraDeadline: 10 * time.Second,
+		inject:        tamper,
+		check:         checkForeignUntouched,
+	},
 }
 
 // TestFaults runs every scenario, and logs the report (and writes it with -faults.report).

@@ -99,8 +99,10 @@ type run struct {
 	convergedAt time.Time
 	// listed are the resourceVersions of the Networks the last check listed.
 	listed map[types.UID]string
-	// failoverFrom is the replica the failover scenario killed.
+	// failoverFrom is the replica the failover scenario killed; foreign are the rows of another
+	// owner the tamper scenario wrote.
 	failoverFrom *replica
+	foreign      framework.OVNRows
 }
 
 // burstTimeout bounds the creation of a burst, faults included.
