@@ -46,7 +46,7 @@ tools: ## Build the test control plane (kube-apiserver, etcd) and kubectl when m
 	hack/ensure-ovn.sh
 
 .PHONY: test
-test: tools ## Run every test (unit and integration, with -race); builds what they need first.
+test: tools ## Run every test (unit, integration, the fault suite's short form; with -race); builds what they need first.
 	$(GO) test $(TEST_FLAGS) $(UNIT_PKGS) $(INTEGRATION_PKGS)
 
 .PHONY: test-unit
@@ -56,6 +56,11 @@ test-unit: ## Run the unit tests only.
 .PHONY: test-integration
 test-integration: tools ## Run the integration tests only.
 	$(GO) test $(TEST_FLAGS) $(INTEGRATION_PKGS)
+
+.PHONY: faults
+faults: tools ## Run the fault-injection suite's long form (1000 Networks a scenario, the manager built without -race), write docs/reliability.md; then fuzz for 2 minutes.
+	$(GO) test -count=1 -timeout 40m ./test/faults/ -args -faults.networks=1000 -faults.race=false -faults.report=$(CURDIR)/docs/reliability.md
+	$(MAKE) fuzz FUZZTIME=2m
 
 # Flags of the benchmark ('go run ./bench -h' lists them), e.g. BENCH_FLAGS="-networks 200 -pods 2000".
 BENCH_FLAGS ?=
