@@ -311,16 +311,13 @@ func (r *run) waitConverged(from time.Time, timeout time.Duration) (bool, *verdi
 	return true, last
 }
 
-// syncTracker waits until the suite's watch has seen every Network at least as recent as the last
-// check listed it.
+// syncTracker waits until the suite's watch has handled every Network at least as recent as the
+// last check listed it.
 func (r *run) syncTracker() {
 	err := poll(r.ctx, 10*time.Millisecond, time.Minute, func() bool {
-		cached := map[types.UID]string{}
-		for _, n := range r.tr.cached() {
-			cached[n.UID] = n.ResourceVersion
-		}
+		seen := r.tr.seenVersions()
 		for uid, rv := range r.listed {
-			if revision(cached[uid]) < revision(rv) {
+			if revision(seen[uid]) < revision(rv) {
 				return false
 			}
 		}

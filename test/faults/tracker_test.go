@@ -3,6 +3,7 @@ package faults
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -37,6 +38,9 @@ type tracker struct {
 	mu sync.Mutex
 	// writes are the status writes seen, by Network UID.
 	writes map[types.UID][]statusWrite
+	// seen is the resourceVersion of each Network's last event handled. The informer's store
+	// runs ahead of its handlers, which are called from a buffer of their own.
+	seen map[types.UID]string
 }
 
 func startTracker(ctx context.Context, client clientset.Interface, namespaces []string) (*tracker, error) {
@@ -46,6 +50,7 @@ func startTracker(ctx context.Context, client clientset.Interface, namespaces []
 		factory:    informers.NewSharedInformerFactory(client, 0),
 		cancel:     cancel,
 		writes:     map[types.UID][]statusWrite{},
+		seen:       map[types.UID]string{},
 	}
 	for _, ns := range namespaces {
 		tr.namespaces[ns] = true
@@ -59,14 +64,12 @@ func startTracker(ctx context.Context, client clientset.Interface, namespaces []
 		Handler: cache.ResourceEventHandlerFuncs{
 			// A Network first seen with a status (after a relist, say) was written unseen.
 			AddFunc: func(obj any) {
-				if n := obj.(*samplecrdv1.Network); !equality.Semantic.DeepEqual(n.Status, samplecrdv1.NetworkStatus{}) {
-					tr.record(n)
-				}
+				n := obj.(*samplecrdv1.Network)
+				tr.handled(n, !equality.Semantic.DeepEqual(n.Status, samplecrdv1.NetworkStatus{}))
 			},
 			UpdateFunc: func(old, obj any) {
-				if !equality.Semantic.DeepEqual(old.(*samplecrdv1.Network).Status, obj.(*samplecrdv1.Network).Status) {
-					tr.record(obj.(*samplecrdv1.Network))
-				}
+				n := obj.(*samplecrdv1.Network)
+				tr.handled(n, !equality.Semantic.DeepEqual(old.(*samplecrdv1.Network).Status, n.Status))
 			},
 		},
 	}); err != nil {
@@ -83,11 +86,22 @@ func startTracker(ctx context.Context, client clientset.Interface, namespaces []
 	return tr, nil
 }
 
-func (tr *tracker) record(n *samplecrdv1.Network) {
+// handled records an event of n, and a status write when written.
+func (tr *tracker) handled(n *samplecrdv1.Network, written bool) {
 	w := statusWrite{at: time.Now(), ready: readyText(n, false)}
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
-	tr.writes[n.UID] = append(tr.writes[n.UID], w)
+	tr.seen[n.UID] = n.ResourceVersion
+	if written {
+		tr.writes[n.UID] = append(tr.writes[n.UID], w)
+	}
+}
+
+// seenVersions returns the resourceVersion of each Network's last event handled.
+func (tr *tracker) seenVersions() map[types.UID]string {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return maps.Clone(tr.seen)
 }
 
 func (tr *tracker) stop() {
