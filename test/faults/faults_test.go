@@ -196,7 +196,7 @@ var scenarios = []*scenario{
 	},
 	{
 		name:  "ovn-tamper",
-		fault: "ovn-nbctl deletes and alters owned rows, adds orphans of unknown UIDs and foreign rows",
+		fault: "ovn-nbctl deletes and alters owned rows, adds orphans of unknown UIDs and foreign rows (orphan sweep every 10 s)",
 		// Orphans added behind the manager's back are found by the sweep.
 		args:          []string{"--orphan-sweep-interval=10s"},
 		extraDeadline: 10 * time.Second,
