@@ -173,9 +173,18 @@ writes one per Network); **events** are the sum of the count of the Networks' ev
 **manager restarts** are the manager processes started after the first: the suite restarts a
 manager that exits, as a Deployment would, at once and then with a backoff.
 
+Some scenarios assert more. After an outage of OVN with the same database after it (ovsdb-kill,
+ovn-stopped, ovn-paused), the Networks programmed before it whose spec did not change must keep
+Ready=True with no status write and no BackendError event; a Network with work pending may report
+BackendError once (one status write, one Warning event) and then its recovery, and once programmed
+is not flipped back. leader-failover checks that the standby took over, leader-lost that the leader
+exited with "leader election lost", sigterm-delete that the manager drained and exited 0, ovn-tamper
+that the rows of another owner are left as they were.
+
 The managers run with ` + "`--resync-period=10m`" + `, longer than any scenario, so that no scenario converges
 by the periodic check of every Network: each repair must come from a watch event, the OVN backend's
-change reports or its reconnection, or the orphan sweep. Scenarios that restart a manager use the
+change reports or its reconnection, or the orphan sweep. The two long OVN outages are the
+exception: there a resync every 10 s makes sure that every Network is synced while OVN is away. Scenarios that restart a manager use the
 default lease (15 s) unless they are about leadership (4 s lease, 3 s renew deadline).
 
 Run it with ` + "`make faults`" + ` (1000 Networks per scenario, the manager built without the race detector,

@@ -190,7 +190,8 @@ func runScenario(t *testing.T, sc *scenario, n int, rep *report) {
 	res.Events = events
 	res.EventsByReason = byReason
 	res.Restarts = r.mgrs.restarts()
-	for _, msg := range []string{"Disconnected from the OVN northbound database", "Backend is ready: checking every Network against it", "Started leading"} {
+	for _, msg := range []string{"Disconnected from the OVN northbound database", "OVN northbound database does not answer, reconnecting",
+		"Backend is ready: checking every Network against it", "Started leading"} {
 		count := 0
 		for _, m := range r.mgrs {
 			count += len(m.logEntries(msg))
