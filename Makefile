@@ -46,7 +46,7 @@ tools: ## Build the test control plane (kube-apiserver, etcd) and kubectl when m
 	hack/ensure-ovn.sh
 
 .PHONY: test
-test: tools ## Run every test (unit and integration, with -race), then each fuzz target for 10s; builds what they need first.
+test: tools ## Run every test (unit, integration, the fault suite's short form; with -race), then each fuzz target for 10s; builds what they need first.
 	$(GO) test $(TEST_FLAGS) $(UNIT_PKGS) $(INTEGRATION_PKGS)
 	$(MAKE) fuzz FUZZTIME=10s
 
@@ -78,6 +78,11 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 10s), one after another with
 		execs="$$(grep -o 'execs: [0-9]*' "$$log" | tail -n 1 | cut -d ' ' -f 2 || true)"; rm -f "$$log"; \
 		echo "$$name: $${execs:-0} executions in $(FUZZTIME)"; \
 	done
+
+.PHONY: faults
+faults: tools ## Run the fault-injection suite's long form (1000 Networks a scenario, the manager built without -race), write docs/reliability.md; then fuzz for 2 minutes.
+	$(GO) test -count=1 -timeout 40m ./test/faults/ -args -faults.networks=1000 -faults.race=false -faults.report=$(CURDIR)/docs/reliability.md
+	$(MAKE) fuzz FUZZTIME=2m
 
 # Flags of the benchmark ('go run ./bench -h' lists them), e.g. BENCH_FLAGS="-networks 200 -pods 2000".
 BENCH_FLAGS ?=

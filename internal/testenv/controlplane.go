@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
+	"sync"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -42,10 +44,23 @@ type ControlPlaneOptions struct {
 	LauncherDir string
 }
 
+// The processes of a ControlPlane, by the names Kill and Restart take.
+const (
+	Etcd          = "etcd"
+	KubeAPIServer = "kube-apiserver"
+)
+
 // ControlPlane is a running etcd and kube-apiserver (through envtest) with the project's CRDs
 // and admission policies installed.
 type ControlPlane struct {
 	env *envtest.Environment
+	// opts are StartControlPlane's options, for Restart.
+	opts ControlPlaneOptions
+	// binDir is the absolute directory of the real binaries, which the launcher executes.
+	binDir string
+
+	// mu guards procs, which Kill and Restart change.
+	mu sync.Mutex
 	// procs are etcd and kube-apiserver, as found once they started.
 	procs []Proc
 }
@@ -61,7 +76,7 @@ func StartControlPlane(opts ControlPlaneOptions) (*ControlPlane, error) {
 		ControlPlaneStartTimeout: cmp.Or(opts.StartTimeout, defaultControlPlaneStartTimeout),
 		ControlPlaneStopTimeout:  cmp.Or(opts.StopTimeout, defaultControlPlaneStopTimeout),
 	}
-	c := &ControlPlane{env: env}
+	c := &ControlPlane{env: env, opts: opts}
 	if err := CheckControlPlane(opts.Root); err != nil {
 		return c, err
 	}
@@ -86,6 +101,7 @@ func StartControlPlane(opts ControlPlaneOptions) (*ControlPlane, error) {
 		if err != nil {
 			return c, err
 		}
+		c.binDir = dir
 		startErr = withLaunchEnv(dir, start)
 	} else {
 		startErr = start()
@@ -133,7 +149,81 @@ func (c *ControlPlane) Environment() *envtest.Environment {
 
 // Processes are etcd and kube-apiserver.
 func (c *ControlPlane) Processes() []Proc {
-	return c.procs
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.procs)
+}
+
+// Kill kills etcd or kube-apiserver (Etcd, KubeAPIServer) with SIGKILL, as a crash would, and waits
+// until it is gone. Restart starts it again.
+func (c *ControlPlane) Kill(name string) error {
+	if err := c.restartable(name); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var procs []Proc
+	for _, p := range c.procs {
+		if p.Name == name {
+			procs = append(procs, p)
+		}
+	}
+	if len(Running(procs)) == 0 {
+		return fmt.Errorf("killing %s: it is not running", name)
+	}
+	return KillAll(procs)
+}
+
+// Restart starts etcd or kube-apiserver again after Kill, in place: on the same ports, with the
+// same data (EtcdDataDir) and certificates (CertDir), so that every client configuration of the
+// control plane, the admin kubeconfig included, stays valid. It waits until the process answers
+// its health check. Both directories must have been given to StartControlPlane.
+//
+// envtest supports this: its Start makes a new process state each time, keeps the ports it chose
+// and the client CA it made, and reuses the serving certificates it finds in CertDir. Its peer port
+// for etcd is chosen again, which a single member ignores.
+func (c *ControlPlane) Restart(name string) error {
+	if err := c.restartable(name); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, p := range c.procs {
+		if p.Name == name && p.Alive() {
+			return fmt.Errorf("restarting %s: %s still runs", name, p)
+		}
+	}
+	start := c.env.ControlPlane.Etcd.Start
+	if name == KubeAPIServer {
+		start = c.env.ControlPlane.APIServer.Start
+	}
+	var err error
+	if c.opts.LauncherDir != "" {
+		err = withLaunchEnv(c.binDir, start)
+	} else {
+		err = start()
+	}
+	// What runs now, even on failure, so that Stop can check it.
+	procs, listErr := Children(controlPlaneBinaries...)
+	if listErr == nil {
+		c.procs = procs
+	}
+	if err != nil {
+		return fmt.Errorf("restarting %s: %w", name, err)
+	}
+	return listErr
+}
+
+// restartable checks that name is a process Kill and Restart know, and that its state is kept in
+// directories of the caller's, which a restart finds again.
+func (c *ControlPlane) restartable(name string) error {
+	switch {
+	case name != Etcd && name != KubeAPIServer:
+		return fmt.Errorf("unknown control plane process %q: want %s or %s", name, Etcd, KubeAPIServer)
+	case c.opts.EtcdDataDir == "" || c.opts.CertDir == "":
+		return errors.New("restarting the control plane needs ControlPlaneOptions.EtcdDataDir and CertDir")
+	}
+	return nil
 }
 
 // Stop stops kube-apiserver and etcd, waits until they are gone, and removes their temporary
@@ -143,7 +233,7 @@ func (c *ControlPlane) Stop() error {
 	if err := c.env.Stop(); err != nil {
 		errs = append(errs, err)
 	}
-	if err := KillAll(c.procs); err != nil {
+	if err := KillAll(c.Processes()); err != nil {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {

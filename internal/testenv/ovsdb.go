@@ -140,14 +140,45 @@ func (o *OVSDB) Unixctl() string { return o.path(ovsdbCtl) }
 
 // Create creates an empty OVN northbound database from the schema.
 func (o *OVSDB) Create(ctx context.Context) error {
-	return o.CreateAt(ctx, o.DBFile())
+	return o.createAt(ctx, o.DBFile())
 }
 
-// CreateAt creates an empty OVN northbound database at path, for example to replace the server's
-// database with it later.
-func (o *OVSDB) CreateAt(ctx context.Context, path string) error {
+// createAt creates an empty OVN northbound database at path.
+func (o *OVSDB) createAt(ctx context.Context, path string) error {
 	if out, err := exec.CommandContext(ctx, o.progs.tool, "create", path, OVNNorthboundSchema).CombinedOutput(); err != nil {
 		return fmt.Errorf("ovsdb-tool create %s %s: %w: %s", path, OVNNorthboundSchema, err, out)
+	}
+	return nil
+}
+
+// CreateEmpty creates an empty OVN northbound database in a new file of the server's directory
+// and returns its path, for ReplaceDatabase.
+func (o *OVSDB) CreateEmpty(ctx context.Context) (string, error) {
+	f, err := os.CreateTemp(o.dir, "empty-*.db")
+	if err != nil {
+		return "", err
+	}
+	path := f.Name()
+	// ovsdb-tool create refuses an existing file.
+	if err := errors.Join(f.Close(), os.Remove(path)); err != nil {
+		return "", err
+	}
+	if err := o.createAt(ctx, path); err != nil {
+		return "", err
+	}
+	return path, nil
+}
+
+// ReplaceDatabase makes the database file at path (one of CreateEmpty, say) the server's
+// database, by renaming it, which takes no time. The server must be stopped.
+func (o *OVSDB) ReplaceDatabase(path string) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.cmd != nil {
+		return errors.New("replacing the database of a running ovsdb-server")
+	}
+	if err := os.Rename(path, o.DBFile()); err != nil {
+		return fmt.Errorf("replacing the OVN northbound database: %w", err)
 	}
 	return nil
 }

@@ -53,11 +53,22 @@ type Environment struct {
 	cp *testenv.ControlPlane
 	// skip is why the package's tests skip; empty when the control plane runs.
 	skip string
+	// restartable keeps etcd's data and the API server's certificates in a directory of the
+	// Environment's, and runs both through the launcher, so that tests can kill and restart them.
+	restartable bool
 }
 
 // NewEnvironment returns an Environment that Run starts.
 func NewEnvironment() *Environment {
 	return &Environment{}
+}
+
+// NewRestartableEnvironment returns an Environment whose etcd and kube-apiserver tests may kill
+// and start again in place (KillControlPlane, RestartControlPlane). They run through testenv's
+// launcher, so that they die with the test binary even while a test restarts them: TestMain must
+// call testenv.RunLauncher first.
+func NewRestartableEnvironment() *Environment {
+	return &Environment{restartable: true}
 }
 
 // Run starts the control plane, installs the CRDs and the admission policies, runs the package's
@@ -73,7 +84,26 @@ func (e *Environment) Run(m *testing.M) int {
 		e.skip = err.Error()
 		return m.Run()
 	}
-	cp, err := testenv.StartControlPlane(testenv.ControlPlaneOptions{Root: RepoRoot()})
+	opts := testenv.ControlPlaneOptions{Root: RepoRoot()}
+	if e.restartable {
+		// A short directory: the launcher's links and etcd's sockets live in it.
+		dir, err := os.MkdirTemp("", "samplecrd-cp-")
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "FAIL: %v\n", err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		opts.EtcdDataDir = filepath.Join(dir, "etcd")
+		opts.CertDir = filepath.Join(dir, "certs")
+		opts.LauncherDir = filepath.Join(dir, "launch")
+		for _, d := range []string{opts.EtcdDataDir, opts.CertDir} {
+			if err := os.Mkdir(d, 0o700); err != nil {
+				fmt.Fprintf(os.Stderr, "FAIL: %v\n", err)
+				return 1
+			}
+		}
+	}
+	cp, err := testenv.StartControlPlane(opts)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "FAIL: %v\n", err)
 		if err := cp.Stop(); err != nil {
@@ -141,6 +171,25 @@ func CreateAnnotatedNamespace(t testing.TB, client kubernetes.Interface, annotat
 		t.Fatalf("creating a namespace: %v", err)
 	}
 	return ns.Name
+}
+
+// KillControlPlane kills etcd or kube-apiserver (testenv.Etcd, testenv.KubeAPIServer) with
+// SIGKILL and waits until it is gone. The Environment must be a NewRestartableEnvironment.
+func (e *Environment) KillControlPlane(t testing.TB, name string) {
+	t.Helper()
+	if err := e.controlPlane(t).Kill(name); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// RestartControlPlane starts etcd or kube-apiserver again after KillControlPlane, on the same
+// ports, data and certificates, and waits until it is healthy: every configuration and kubeconfig
+// of the Environment stays valid.
+func (e *Environment) RestartControlPlane(t testing.TB, name string) {
+	t.Helper()
+	if err := e.controlPlane(t).Restart(name); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // KubeClient returns a Kubernetes clientset for the control plane.

@@ -75,6 +75,33 @@ func (o *OVSDB) Stop(t testing.TB) {
 	}
 }
 
+// Kill kills the server with SIGKILL, as a crash would, and waits for it to exit, keeping the
+// database for Start.
+func (o *OVSDB) Kill(t testing.TB) {
+	t.Helper()
+	o.server.Kill()
+}
+
+// CreateEmpty creates an empty OVN northbound database in a new file next to the server's, for
+// ReplaceDatabase, and returns its path.
+func (o *OVSDB) CreateEmpty(t testing.TB) string {
+	t.Helper()
+	path, err := o.server.CreateEmpty(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// ReplaceDatabase makes the database file at path (from CreateEmpty) the server's, at once; the
+// server must be stopped.
+func (o *OVSDB) ReplaceDatabase(t testing.TB, path string) {
+	t.Helper()
+	if err := o.server.ReplaceDatabase(path); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // Pause stops the server with SIGSTOP: its connections stay open, but it answers nothing, like a
 // server on a host that hangs or a network that drops packets. Resume continues it.
 func (o *OVSDB) Pause(t testing.TB) {
@@ -116,34 +143,4 @@ func (o *OVSDB) dumpLog(t testing.TB) {
 		return
 	}
 	t.Logf("end of the ovsdb-server log %s:\n%s", o.server.LogFile(), lastLines(strings.TrimSpace(string(data)), 40))
-}
-
-// Kill kills the server with SIGKILL and waits for it to exit, keeping the database for Start.
-func (o *OVSDB) Kill(t testing.TB) {
-	t.Helper()
-	o.server.Kill()
-}
-
-// Empty replaces the database of a server that is not running with an empty one, as a server
-// restored from nothing or rebuilt by an operator would come back. The empty database is made
-// beforehand when prepared is set (see PrepareEmpty), so that a restart can follow a kill within
-// milliseconds.
-func (o *OVSDB) Empty(t testing.TB, prepared string) {
-	t.Helper()
-	if prepared == "" {
-		prepared = o.PrepareEmpty(t)
-	}
-	if err := os.Rename(prepared, o.server.DBFile()); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// PrepareEmpty creates an empty northbound database next to the server's, for Empty.
-func (o *OVSDB) PrepareEmpty(t testing.TB) string {
-	t.Helper()
-	path := o.server.DBFile() + ".empty"
-	if err := o.server.CreateAt(context.Background(), path); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }

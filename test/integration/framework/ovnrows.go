@@ -2,11 +2,13 @@ package framework
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/ovn-kubernetes/libovsdb/client"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -27,28 +29,38 @@ type OVNRows struct {
 // exactly what the server holds at that moment.
 func (o *OVSDB) Dump(t testing.TB) OVNRows {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	r, err := o.DumpE(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// DumpE is Dump that returns its failure (the server is down, say) instead of failing the test.
+func (o *OVSDB) DumpE(ctx context.Context) (OVNRows, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	var r OVNRows
 	dbModel, err := nbdb.ClientDBModel()
 	if err != nil {
-		t.Fatal(err)
+		return r, err
 	}
-	c, err := client.NewOVSDBClient(dbModel, client.WithEndpoint(o.Endpoint()))
+	discard := logr.Discard()
+	c, err := client.NewOVSDBClient(dbModel, client.WithEndpoint(o.Endpoint()), client.WithLogger(&discard))
 	if err != nil {
-		t.Fatal(err)
+		return r, err
 	}
 	if err := c.Connect(ctx); err != nil {
-		t.Fatalf("connecting to dump the database: %v", err)
+		return r, fmt.Errorf("connecting to dump the database: %w", err)
 	}
 	defer c.Close()
 	_, err = c.Monitor(ctx, c.NewMonitor(nbdb.MonitorTables()...))
 	if err != nil {
-		t.Fatalf("monitoring to dump the database: %v", err)
+		return r, fmt.Errorf("monitoring to dump the database: %w", err)
 	}
-	var r OVNRows
 	for _, list := range []any{&r.Switches, &r.SwitchPorts, &r.Routers, &r.RouterPorts} {
 		if err := c.List(ctx, list); err != nil {
-			t.Fatalf("listing to dump the database: %v", err)
+			return r, fmt.Errorf("listing to dump the database: %w", err)
 		}
 	}
 	sortRows(r.Switches, func(r nbdb.LogicalSwitch) string { return r.Name + "\x00" + r.UUID })
@@ -61,7 +73,7 @@ func (o *OVSDB) Dump(t testing.TB) OVNRows {
 	for i := range r.Routers {
 		slices.Sort(r.Routers[i].Ports)
 	}
-	return r
+	return r, nil
 }
 
 func sortRows[T any](s []T, key func(T) string) {

@@ -22,8 +22,18 @@ import (
 // BuildManager builds the samplecrd-controller binary, with the race detector, into dir and returns
 // its path. Test packages that run the manager as a process call it once, from TestMain.
 func BuildManager(dir string) (string, error) {
+	return BuildManagerRace(dir, true)
+}
+
+// BuildManagerRace is BuildManager with the race detector only when race is true: long runs
+// build without it, which makes the manager several times faster.
+func BuildManagerRace(dir string, race bool) (string, error) {
 	bin := filepath.Join(dir, "samplecrd-controller")
-	cmd := exec.Command("go", "build", "-race", "-o", bin, "./cmd/samplecrd-controller")
+	args := []string{"build", "-o", bin}
+	if race {
+		args = append(args, "-race")
+	}
+	cmd := exec.Command("go", append(args, "./cmd/samplecrd-controller")...)
 	cmd.Dir = RepoRoot()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("building the manager: %w\n%s", err, out)
@@ -70,12 +80,22 @@ type Process struct {
 // still runs.
 func StartProcess(t testing.TB, name, bin string, args ...string) *Process {
 	t.Helper()
+	p, err := StartProcessE(t, name, bin, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// StartProcessE is StartProcess that returns the failure to start instead of failing the test, so
+// that it may be called from any goroutine (a supervisor that restarts a process, say).
+func StartProcessE(t testing.TB, name, bin string, args ...string) (*Process, error) {
 	p := &Process{Name: name, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Stdout = &p.stdout
 	p.cmd.Stderr = &p.stderr
 	if err := testenv.StartCommand(p.cmd); err != nil {
-		t.Fatalf("starting %s: %v", name, err)
+		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
 	go func() {
 		p.err = p.cmd.Wait()
@@ -89,7 +109,7 @@ func StartProcess(t testing.TB, name, bin string, args ...string) *Process {
 			t.Logf("%s stderr:\n%s", name, lastLines(p.stderr.String(), 200))
 		}
 	})
-	return p
+	return p, nil
 }
 
 func lastLines(s string, n int) string {
@@ -137,6 +157,26 @@ func (p *Process) Wait(t testing.TB, timeout time.Duration) int {
 	t.Fatalf("%s: %v", p.Name, p.err)
 	return -1
 }
+
+// Done is closed when the process has exited.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// ExitCode is the exit code of a process that has exited: -1 when a signal ended it, and 0 while
+// it runs.
+func (p *Process) ExitCode() int {
+	select {
+	case <-p.done:
+	default:
+		return 0
+	}
+	if p.cmd.ProcessState == nil {
+		return -1
+	}
+	return p.cmd.ProcessState.ExitCode()
+}
+
+// PID is the process id.
+func (p *Process) PID() int { return p.cmd.Process.Pid }
 
 // Exited reports whether the process has exited.
 func (p *Process) Exited() bool {

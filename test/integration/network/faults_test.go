@@ -180,10 +180,10 @@ func TestFastEmptyRestart(t *testing.T) {
 	}
 	before := s.db.Dump(t)
 
-	empty := s.db.PrepareEmpty(t)
+	empty := s.db.CreateEmpty(t)
 	start := time.Now()
 	s.db.Kill(t)
-	s.db.Empty(t, empty)
+	s.db.ReplaceDatabase(t, empty)
 	s.db.Start(t)
 	t.Logf("ovsdb-server was back with an empty database after %v", time.Since(start))
 

@@ -2,8 +2,6 @@ package network
 
 import (
 	"context"
-	"fmt"
-	"net/netip"
 	"slices"
 	"sync"
 	"testing"
@@ -327,50 +325,15 @@ func owned(r framework.OVNRows, uid types.UID) framework.OVNRows {
 }
 
 // checkProgrammed checks that the database holds exactly one switch, switch port and router port
-// for n, with its cidr and gateway, wired to its namespace's router. The rows hold the addresses
-// in their canonical form, whatever spelling the spec has (such as 2001:DB8::/32): IPv4 switches
-// a subnet and exclude_ips, IPv6 /64 switches an ipv6_prefix, other IPv6 switches neither.
+// for n, as its spec calls for, wired to its namespace's router (framework.CheckProgrammed).
 func checkProgrammed(t *testing.T, all framework.OVNRows, n *samplecrdv1.Network) {
 	t.Helper()
-	r := owned(all, n.UID)
-	if len(r.Switches) != 1 || len(r.SwitchPorts) != 1 || len(r.RouterPorts) != 1 {
-		t.Fatalf("Network %s: %d switches, %d switch ports, %d router ports; want one each",
-			n.Name, len(r.Switches), len(r.SwitchPorts), len(r.RouterPorts))
+	p := framework.CheckProgrammed(all, cluster, n)
+	if p.Counts != "" {
+		t.Fatalf("Network %s: %s; want one each", n.Name, p.Counts)
 	}
-	ls, lsp, lrp := r.Switches[0], r.SwitchPorts[0], r.RouterPorts[0]
-	cidr, gateway := netip.MustParsePrefix(n.Spec.Cidr), netip.MustParseAddr(n.Spec.Gateway)
-	var subnet, excludeIPs, ipv6Prefix string
-	switch {
-	case cidr.Addr().Is4():
-		subnet, excludeIPs = cidr.String(), gateway.String()
-	case cidr.Bits() == 64:
-		ipv6Prefix = cidr.Addr().String()
-	}
-	checks := []struct {
-		what      string
-		got, want any
-	}{
-		{"switch name", ls.Name, ovn.SwitchName(cluster, n.Namespace, n.Name)},
-		{"switch subnet", ls.OtherConfig[ovn.SubnetKey], subnet},
-		{"switch exclude_ips", ls.OtherConfig[ovn.ExcludeIPsKey], excludeIPs},
-		{"switch ipv6_prefix", ls.OtherConfig[ovn.IPv6PrefixKey], ipv6Prefix},
-		{"switch cidr external_id", ls.ExternalIDs[ovn.CIDRKey], cidr.String()},
-		{"switch gateway external_id", ls.ExternalIDs[ovn.GatewayKey], gateway.String()},
-		{"switch namespace", ls.ExternalIDs[ovn.NamespaceKey], n.Namespace},
-		{"switch name external_id", ls.ExternalIDs[ovn.NameKey], n.Name},
-		{"switch ports", ls.Ports, []string{lsp.UUID}},
-		{"switch port type", lsp.Type, ovn.SwitchPortTypeRouter},
-		{"switch port router-port", lsp.Options[ovn.RouterPortKey], lrp.Name},
-		{"router port networks", lrp.Networks, []string{fmt.Sprintf("%s/%d", gateway, cidr.Bits())}},
-		{"status backend id", statusID(n), ls.UUID},
-	}
-	for _, c := range checks {
-		if fmt.Sprint(c.got) != fmt.Sprint(c.want) {
-			t.Errorf("Network %s: %s = %v, want %v", n.Name, c.what, c.got, c.want)
-		}
-	}
-	if router, count := all.NamespaceRouter(cluster, n.Namespace); count != 1 || !slices.Contains(router.Ports, lrp.UUID) {
-		t.Errorf("Network %s: router port %s is not on its namespace's router (%d of them: %+v)", n.Name, lrp.Name, count, router)
+	for _, f := range p.Fields {
+		t.Errorf("Network %s: %s", n.Name, f)
 	}
 }
 
