@@ -145,7 +145,8 @@ northbound ovsdb-server, and breaks one of them in each scenario. A scenario sta
 (with leader election, in fresh namespaces, on an ovsdb-server of its own), creates a burst of
 Networks from 8 clients across 3 namespaces, every 12th of a namespace overlapping the one before
 it (the same /24, a /25 inside it, the /22 around it), injects its fault once a third of the burst
-exists, lifts it, and then checks the invariants every 250 ms until they all hold:
+exists and the manager has processed a third, lifts it, and then checks the invariants every
+250 ms until they all hold:
 
 - every Network that exists has the Ready condition its spec calls for, computed by the suite with
   the controller's greedy rule (per namespace, oldest first, a Network is programmed unless it
@@ -185,12 +186,14 @@ that the rows of another owner are left as they were.
 The managers run with ` + "`--resync-period=10m`" + `, longer than any scenario, so that no scenario converges
 by the periodic check of every Network: each repair must come from a watch event, the OVN backend's
 change reports or its reconnection, or the orphan sweep. The two long OVN outages are the
-exception: there a resync every 10 s makes sure that every Network is synced while OVN is away. Scenarios that restart a manager use the
-default lease (15 s) unless they are about leadership (4 s lease, 3 s renew deadline).
+exception: there a resync every 10 s makes sure that every Network is synced while OVN is away.
+Scenarios that restart a manager use the default lease (15 s) unless they are about leadership
+(4 s lease, 3 s renew deadline).
 
 Run it with ` + "`make faults`" + ` (1000 Networks per scenario, the manager built without the race detector,
 this file written, then the fuzz targets), or in its short form, 100 Networks with the race
-detector, as part of ` + "`make test`" + `: ` + "`go test ./test/faults/`" + `; ` + "`-run 'TestFaults/<scenario>'`" + ` runs one scenario.
+detector, as part of ` + "`make test`" + `: ` + "`go test ./test/faults/`" + `;
+` + "`go test ./test/faults/ -run 'TestFaults/<scenario>'`" + ` runs one scenario.
 
 `)
 	fmt.Fprintf(&b, "## Last run\n\n%s\n\n", machine(networks, race, elapsed))
