@@ -132,6 +132,17 @@ func (b *Backend) Delete(ctx context.Context, uid types.UID) error {
 	if err != nil {
 		return fmt.Errorf("waiting for the cache to show network %s deleted: %w", uid, err)
 	}
+	// Deletions of a namespace's last Networks that ran at once each saw the others' ports still
+	// on the router, and none deleted it: the one that finds it empty now does.
+	detached := map[string]struct{}{}
+	for _, ref := range p.DetachRouterPorts {
+		detached[ref.Parent] = struct{}{}
+	}
+	if len(detached) > 0 {
+		if _, err := b.prune(ctx, func(r *nbdb.LogicalRouter) bool { _, ok := detached[r.UUID]; return ok }); err != nil && !errors.Is(err, ErrConflict) {
+			return fmt.Errorf("deleting the router network %s left without ports: %w", uid, err)
+		}
+	}
 	return nil
 }
 
@@ -178,10 +189,15 @@ func (b *Backend) Prune(ctx context.Context) (int, error) {
 	if err := b.Ready(); err != nil {
 		return 0, err
 	}
+	return b.prune(ctx, func(*nbdb.LogicalRouter) bool { return true })
+}
+
+// prune deletes the cluster's routers without ports that which selects.
+func (b *Backend) prune(ctx context.Context, which func(*nbdb.LogicalRouter) bool) (int, error) {
 	b.connMu.RLock()
 	var empty []nbdb.LogicalRouter
 	err := b.client.WhereCache(func(r *nbdb.LogicalRouter) bool {
-		return len(r.Ports) == 0 && ownedBy(r.ExternalIDs, b.opts.ClusterName)
+		return len(r.Ports) == 0 && ownedBy(r.ExternalIDs, b.opts.ClusterName) && which(r)
 	}).List(ctx, &empty)
 	if err != nil || len(empty) == 0 {
 		b.connMu.RUnlock()
@@ -517,8 +533,8 @@ func (t *transaction) addSingle(ops []ovsdb.Operation, err error) error {
 }
 
 // transact runs the operations and checks their results. A failed guard, or a row that the plan
-// keeps and that went away, wraps ErrConflict; a lost connection, or a server that does not answer
-// within transactTimeout, wraps backend.ErrNotReady.
+// keeps and that went away, wraps ErrConflict; a transaction that got no answer (the connection
+// is lost or going, or the server did not answer within transactTimeout) wraps backend.ErrNotReady.
 func (b *Backend) transact(ctx context.Context, tx *transaction) ([]ovsdb.OperationResult, error) {
 	// libovsdb holds a read lock on its connection during Transact, and Disconnect waits for it, so
 	// a transaction that never gets an answer must not last forever.
@@ -526,15 +542,19 @@ func (b *Backend) transact(ctx context.Context, tx *transaction) ([]ovsdb.Operat
 	defer cancel()
 	results, err := b.client.Transact(txCtx, tx.ops...)
 	if err != nil {
-		if errors.Is(err, client.ErrNotConnected) {
-			return nil, fmt.Errorf("%w: %w", backend.ErrNotReady, err)
-		}
-		if ctx.Err() == nil && txCtx.Err() != nil {
+		switch {
+		case ctx.Err() != nil:
+			return nil, fmt.Errorf("transaction failed: %w", err)
+		case txCtx.Err() != nil:
 			// The server does not answer (the echo probe has not noticed yet): it is away, not
 			// refusing this Network.
 			return nil, fmt.Errorf("%w: no answer to the transaction within %s: %w", backend.ErrNotReady, transactTimeout, err)
+		default:
+			// Not an answer of the server's, which would be in the results: the connection is
+			// gone or going (libovsdb forgets the schema as it tears a connection down, before
+			// the backend hears of the disconnection).
+			return nil, fmt.Errorf("%w: %w", backend.ErrNotReady, err)
 		}
-		return nil, fmt.Errorf("transaction failed: %w", err)
 	}
 	opErrs, err := ovsdb.CheckOperationResults(results, tx.ops)
 	if err != nil {
