@@ -164,7 +164,8 @@ func runScenario(t *testing.T, sc *scenario, n int, rep *report) {
 	}
 	r.injectAt = time.Now()
 	r.before = map[types.UID]int64{}
-	for _, nw := range r.tr.cached() {
+	// As the handlers saw them, which the writes counted after injectAt follow.
+	for _, nw := range r.tr.handledNetworks() {
 		if programmedNow(nw) {
 			r.before[nw.UID] = nw.Generation
 		}

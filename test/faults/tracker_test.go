@@ -41,6 +41,9 @@ type tracker struct {
 	// seen is the resourceVersion of each Network's last event handled. The informer's store
 	// runs ahead of its handlers, which are called from a buffer of their own.
 	seen map[types.UID]string
+	// handledLast is each Network as its last event handled showed it: what the status writes
+	// recorded so far add up to.
+	handledLast map[types.UID]*samplecrdv1.Network
 }
 
 func startTracker(ctx context.Context, client clientset.Interface, namespaces []string) (*tracker, error) {
@@ -51,6 +54,8 @@ func startTracker(ctx context.Context, client clientset.Interface, namespaces []
 		cancel:     cancel,
 		writes:     map[types.UID][]statusWrite{},
 		seen:       map[types.UID]string{},
+
+		handledLast: map[types.UID]*samplecrdv1.Network{},
 	}
 	for _, ns := range namespaces {
 		tr.namespaces[ns] = true
@@ -92,6 +97,7 @@ func (tr *tracker) handled(n *samplecrdv1.Network, written bool) {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	tr.seen[n.UID] = n.ResourceVersion
+	tr.handledLast[n.UID] = n
 	if written {
 		tr.writes[n.UID] = append(tr.writes[n.UID], w)
 	}
@@ -131,6 +137,14 @@ func (tr *tracker) writesOf(uid types.UID, from, to time.Time) []statusWrite {
 	return slices.DeleteFunc(slices.Clone(tr.writes[uid]), func(w statusWrite) bool {
 		return w.at.Before(from) || !w.at.Before(to)
 	})
+}
+
+// handledNetworks returns the Networks as the events handled so far show them. Unlike cached, it agrees
+// with the status writes recorded: the store runs ahead of the handlers.
+func (tr *tracker) handledNetworks() []*samplecrdv1.Network {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return slices.Collect(maps.Values(tr.handledLast))
 }
 
 // cached returns the Networks the watch holds now.
