@@ -12,6 +12,7 @@ import (
 	"github.com/ovn-kubernetes/libovsdb/model"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/samplecrd/samplecrd-controller/internal/fuzzinput"
 	"github.com/samplecrd/samplecrd-controller/pkg/backend"
 	"github.com/samplecrd/samplecrd-controller/pkg/backend/ovn/nbdb"
 )
@@ -456,25 +457,11 @@ var fuzzSpecs = []backend.Network{
 // then applies a program of edits read from the input.
 type fuzzDB struct {
 	*db
-	in *fuzzInput
+	in *fuzzinput.Reader
 	// next numbers the UUIDs; editing is set once the edits start.
 	next    int
 	editing bool
 }
-
-// fuzzInput hands out the bytes of a fuzz input, and zeros when they run out.
-type fuzzInput struct{ b []byte }
-
-func (r *fuzzInput) byte() byte {
-	if len(r.b) == 0 {
-		return 0
-	}
-	c := r.b[0]
-	r.b = r.b[1:]
-	return c
-}
-
-func (r *fuzzInput) choose(n int) int { return int(r.byte()) % n }
 
 func (f *fuzzDB) uuid(prefix string) string {
 	f.next++
@@ -482,7 +469,7 @@ func (f *fuzzDB) uuid(prefix string) string {
 	// keeps among duplicates, is any of them.
 	random := byte(0x80)
 	if f.editing {
-		random = f.in.byte()
+		random = f.in.Byte()
 	}
 	return fmt.Sprintf("%s-%02x%03d", prefix, random, f.next)
 }
@@ -516,7 +503,7 @@ func (f *fuzzDB) fuzzName(want desiredState) string {
 	names := []string{want.Switch.Name, want.SwitchPort.Name, want.RouterPort.Name, want.Router.Name,
 		SwitchName(testCluster, "ns", "other"), SwitchPortName(testCluster, fuzzOtherUID), RouterPortName(testCluster, fuzzOtherUID),
 		RouterName(testCluster, "far"), SwitchName(otherCluster, "ns", "net"), "renamed", ""}
-	return names[f.in.choose(len(names))]
+	return names[f.in.Choose(len(names))]
 }
 
 func (f *fuzzDB) fuzzValue(key string) (string, bool) {
@@ -543,7 +530,7 @@ func (f *fuzzDB) fuzzValue(key string) (string, bool) {
 	default:
 		values = []string{"x"}
 	}
-	i := f.in.choose(len(values) + 1)
+	i := f.in.Choose(len(values) + 1)
 	if i == len(values) {
 		return "", false // delete the key
 	}
@@ -552,7 +539,7 @@ func (f *fuzzDB) fuzzValue(key string) (string, bool) {
 
 // editMap sets or deletes a key of one of keys in m.
 func (f *fuzzDB) editMap(m *map[string]string, keys ...string) {
-	key := keys[f.in.choose(len(keys))]
+	key := keys[f.in.Choose(len(keys))]
 	v, ok := f.fuzzValue(key)
 	if *m == nil {
 		*m = map[string]string{}
@@ -570,7 +557,7 @@ func pickRow[T any](f *fuzzDB, m map[string]*T) string {
 		return ""
 	}
 	keys := slices.Sorted(maps.Keys(m))
-	return keys[f.in.choose(len(keys))]
+	return keys[f.in.Choose(len(keys))]
 }
 
 // portNameFree reports whether no port of the table has the name (the schema's index).
@@ -586,9 +573,9 @@ func portNameFree[T any](m map[string]*T, name string, nameOf func(*T) string) b
 // edit applies one edit read from the input.
 func (f *fuzzDB) edit(want desiredState) {
 	idKeys := []string{OwnerKey, UIDKey, NamespaceKey, NameKey, CIDRKey, GatewayKey, RoleKey, "team"}
-	switch f.in.choose(14) {
+	switch f.in.Choose(14) {
 	case 0: // delete a row
-		switch f.in.choose(4) {
+		switch f.in.Choose(4) {
 		case 0:
 			delete(f.switches, pickRow(f, f.switches))
 		case 1:
@@ -600,7 +587,7 @@ func (f *fuzzDB) edit(want desiredState) {
 		}
 	case 1: // rename a row
 		name := f.fuzzName(want)
-		switch f.in.choose(4) {
+		switch f.in.Choose(4) {
 		case 0:
 			if r := f.switches[pickRow(f, f.switches)]; r != nil {
 				r.Name = name
@@ -619,7 +606,7 @@ func (f *fuzzDB) edit(want desiredState) {
 			}
 		}
 	case 2, 3: // change external_ids
-		switch f.in.choose(4) {
+		switch f.in.Choose(4) {
 		case 0:
 			if r := f.switches[pickRow(f, f.switches)]; r != nil {
 				f.editMap(&r.ExternalIDs, idKeys...)
@@ -638,7 +625,7 @@ func (f *fuzzDB) edit(want desiredState) {
 			}
 		}
 	case 4: // change the other columns
-		switch f.in.choose(6) {
+		switch f.in.Choose(6) {
 		case 0:
 			if r := f.switches[pickRow(f, f.switches)]; r != nil {
 				f.editMap(&r.OtherConfig, SubnetKey, ExcludeIPsKey, IPv6PrefixKey, "mcast_snoop")
@@ -649,16 +636,16 @@ func (f *fuzzDB) edit(want desiredState) {
 			}
 		case 2:
 			if r := f.switchPorts[pickRow(f, f.switchPorts)]; r != nil {
-				r.Type = []string{"", SwitchPortTypeRouter, "localnet"}[f.in.choose(3)]
-				r.Addresses = [][]string{nil, {SwitchPortAddressRouter}, {"dynamic"}, {SwitchPortAddressRouter, "dynamic"}}[f.in.choose(4)]
+				r.Type = []string{"", SwitchPortTypeRouter, "localnet"}[f.in.Choose(3)]
+				r.Addresses = [][]string{nil, {SwitchPortAddressRouter}, {"dynamic"}, {SwitchPortAddressRouter, "dynamic"}}[f.in.Choose(4)]
 			}
 		case 3:
 			if r := f.routerPorts[pickRow(f, f.routerPorts)]; r != nil {
-				r.Networks = [][]string{nil, {"10.1.0.1/24"}, {"fd00:1::1/64"}, {"10.1.0.1/24", "fd00:1::1/64"}}[f.in.choose(4)]
+				r.Networks = [][]string{nil, {"10.1.0.1/24"}, {"fd00:1::1/64"}, {"10.1.0.1/24", "fd00:1::1/64"}}[f.in.Choose(4)]
 			}
 		case 4:
 			if r := f.routerPorts[pickRow(f, f.routerPorts)]; r != nil {
-				r.MAC = []string{"", "0a:00:00:00:00:01", RouterPortMAC(fuzzUID)}[f.in.choose(3)]
+				r.MAC = []string{"", "0a:00:00:00:00:01", RouterPortMAC(fuzzUID)}[f.in.Choose(3)]
 			}
 		case 5:
 			if r := f.switches[pickRow(f, f.switches)]; r != nil {
@@ -666,7 +653,7 @@ func (f *fuzzDB) edit(want desiredState) {
 			}
 		}
 	case 5: // duplicate a row
-		switch f.in.choose(4) {
+		switch f.in.Choose(4) {
 		case 0:
 			if r := f.switches[pickRow(f, f.switches)]; r != nil {
 				dup := deepCopy(r)
@@ -700,14 +687,14 @@ func (f *fuzzDB) edit(want desiredState) {
 		}
 	case 6, 7: // a row of another owner, or of none, under one of the Network's names
 		ids := map[string]string{}
-		if f.in.choose(2) == 0 {
+		if f.in.Choose(2) == 0 {
 			ids[OwnerKey] = otherCluster
 		}
-		if f.in.choose(2) == 0 {
+		if f.in.Choose(2) == 0 {
 			// Keys of the Network, but not the cluster's: still another owner's.
 			ids[UIDKey], ids[NamespaceKey], ids[NameKey] = string(fuzzUID), "ns", "net"
 		}
-		switch f.in.choose(4) {
+		switch f.in.Choose(4) {
 		case 0:
 			r := &nbdb.LogicalSwitch{UUID: f.uuid("ls"), Name: want.Switch.Name, ExternalIDs: ids}
 			f.switches[r.UUID] = r
@@ -730,7 +717,7 @@ func (f *fuzzDB) edit(want desiredState) {
 			}
 		}
 	case 8: // the switch of a Network deleted and created again under the name, with its port
-		old := fuzzSpecs[f.in.choose(len(fuzzSpecs))]
+		old := fuzzSpecs[f.in.Choose(len(fuzzSpecs))]
 		old.UID = fuzzOldUID
 		rows := desiredRows(testCluster, old)
 		if portNameFree(f.switchPorts, rows.SwitchPort.Name, func(p *nbdb.LogicalSwitchPort) string { return p.Name }) {
@@ -749,21 +736,21 @@ func (f *fuzzDB) edit(want desiredState) {
 		}
 	case 11: // a port taken off a parent
 		if parent := f.switches[pickRow(f, f.switches)]; parent != nil && len(parent.Ports) > 0 {
-			i := f.in.choose(len(parent.Ports))
+			i := f.in.Choose(len(parent.Ports))
 			parent.Ports = slices.Delete(slices.Clone(parent.Ports), i, i+1)
 		}
 	case 12:
 		if parent := f.routers[pickRow(f, f.routers)]; parent != nil && len(parent.Ports) > 0 {
-			i := f.in.choose(len(parent.Ports))
+			i := f.in.Choose(len(parent.Ports))
 			parent.Ports = slices.Delete(slices.Clone(parent.Ports), i, i+1)
 		}
 	case 13: // the router of the layout before routers per namespace, with a router port moved to it
 		ids := map[string]string{OwnerKey: testCluster, RoleKey: RoleClusterRouter}
-		name := []string{RouterName(testCluster, "router"), want.Router.Name}[f.in.choose(2)]
+		name := []string{RouterName(testCluster, "router"), want.Router.Name}[f.in.Choose(2)]
 		r := &nbdb.LogicalRouter{UUID: f.uuid("lr"), Name: name, ExternalIDs: ids}
 		if port := pickRow(f, f.routerPorts); port != "" {
 			r.Ports = []string{port}
-			if f.in.choose(2) == 0 {
+			if f.in.Choose(2) == 0 {
 				for _, other := range f.routers {
 					other.Ports = slices.DeleteFunc(other.Ports, func(p string) bool { return p == port })
 				}
@@ -786,8 +773,8 @@ func (f *fuzzDB) detachEverywhere(port string) {
 // buildFuzzDB reads the database, the Network's spec in it and the one asked for, and whether the
 // test deletes it, from fuzz input.
 func buildFuzzDB(input []byte) (d *db, want backend.Network, deleting bool) {
-	f := &fuzzDB{db: newDB(), in: &fuzzInput{b: input}}
-	head := f.in.byte()
+	f := &fuzzDB{db: newDB(), in: fuzzinput.New(input)}
+	head := f.in.Byte()
 	deleting = head&0x80 != 0
 	want = fuzzSpecs[int(head&3)]
 	written := fuzzSpecs[int(head>>2&3)]
@@ -805,7 +792,7 @@ func buildFuzzDB(input []byte) (d *db, want backend.Network, deleting bool) {
 		f.write(far)
 	}
 	f.editing = true
-	for steps := 0; len(f.in.b) > 0 && steps < 64; steps++ {
+	for steps := 0; f.in.Left() > 0 && steps < 64; steps++ {
 		f.edit(desiredRows(testCluster, want))
 	}
 	// What ovsdb-server would hold: no references to ports that are not there, no port nothing

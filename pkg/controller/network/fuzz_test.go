@@ -25,6 +25,7 @@ import (
 	celconfig "k8s.io/apiserver/pkg/apis/cel"
 	"sigs.k8s.io/yaml"
 
+	"github.com/samplecrd/samplecrd-controller/internal/fuzzinput"
 	samplecrdv1 "github.com/samplecrd/samplecrd-controller/pkg/apis/samplecrd/v1"
 )
 
@@ -218,26 +219,6 @@ func FuzzSpecValidation(f *testing.F) {
 	})
 }
 
-// bytesReader hands out the bytes of a fuzz input, and zeros when they run out.
-type bytesReader struct{ b []byte }
-
-func (r *bytesReader) byte() byte {
-	if len(r.b) == 0 {
-		return 0
-	}
-	c := r.b[0]
-	r.b = r.b[1:]
-	return c
-}
-
-func (r *bytesReader) bytes(n int) []byte {
-	out := make([]byte, n)
-	for i := range out {
-		out[i] = r.byte()
-	}
-	return out
-}
-
 // interestingBases are addresses near which the rules and the Go validation decide: the reserved
 // ranges and their neighbours, and ordinary private ranges.
 var interestingBases = func() []netip.Addr {
@@ -257,14 +238,14 @@ var interestingBases = func() []netip.Addr {
 // interesting base), a prefix length, mostly masked, and a gateway at some offset from the network
 // address, each written in one of the spellings the parsers accept or nearly accept.
 func genSpec(cidrBytes, gatewayBytes []byte) (string, string) {
-	r := &bytesReader{b: cidrBytes}
-	flags := r.byte()
+	r := fuzzinput.New(cidrBytes)
+	flags := r.Byte()
 	v6 := flags&1 != 0
 	size := 4
 	if v6 {
 		size = 16
 	}
-	raw := r.bytes(size)
+	raw := r.Bytes(size)
 	var addr netip.Addr
 	if flags&2 != 0 {
 		// Near an interesting base: the raw bytes become a small offset.
@@ -275,10 +256,10 @@ func genSpec(cidrBytes, gatewayBytes []byte) (string, string) {
 	} else {
 		addr = netip.AddrFrom4([4]byte(raw))
 	}
-	bits := int(r.byte()) % (addr.BitLen() + 2) // one past the end, at times
+	bits := int(r.Byte()) % (addr.BitLen() + 2) // one past the end, at times
 	if flags&4 != 0 {
 		// Mostly the lengths where the size rules decide.
-		bits = addr.BitLen() - int(r.byte()%5)
+		bits = addr.BitLen() - int(r.Byte()%5)
 	}
 	prefix, err := addr.Prefix(min(bits, addr.BitLen()))
 	if err != nil {
@@ -288,35 +269,35 @@ func genSpec(cidrBytes, gatewayBytes []byte) (string, string) {
 		prefix = prefix.Masked()
 	}
 
-	g := &bytesReader{b: gatewayBytes}
-	gflags := g.byte()
+	g := fuzzinput.New(gatewayBytes)
+	gflags := g.Byte()
 	var gw netip.Addr
 	network := prefix.Masked().Addr()
 	switch gflags % 8 {
 	case 0, 1, 2:
-		gw = addOffset(network, int64(gflags/8)+int64(g.byte())<<(8*(gflags%3)))
+		gw = addOffset(network, int64(gflags/8)+int64(g.Byte())<<(8*(gflags%3)))
 	case 3:
 		gw = lastAddr(prefix.Masked()) // IPv4 broadcast
 	case 4:
-		gw = addOffset(lastAddr(prefix.Masked()), -int64(g.byte()))
+		gw = addOffset(lastAddr(prefix.Masked()), -int64(g.Byte()))
 	case 5:
 		gw = network
 	case 6:
-		gw = addOffset(network, int64(int16(binary.BigEndian.Uint16(g.bytes(2)))))
+		gw = addOffset(network, int64(int16(binary.BigEndian.Uint16(g.Bytes(2)))))
 	case 7:
 		// The other family.
 		if addr.Is4() {
-			gw = netip.AddrFrom16([16]byte(append([]byte{0xfd}, g.bytes(15)...)))
+			gw = netip.AddrFrom16([16]byte(append([]byte{0xfd}, g.Bytes(15)...)))
 		} else {
-			gw = netip.AddrFrom4([4]byte(g.bytes(4)))
+			gw = netip.AddrFrom4([4]byte(g.Bytes(4)))
 		}
 	}
 	cidr := spellAddr(prefix.Addr(), flags>>4) + "/" + strconv.Itoa(prefix.Bits())
-	if flags&0x80 != 0 && r.byte()%4 == 0 {
+	if flags&0x80 != 0 && r.Byte()%4 == 0 {
 		cidr = spellAddr(prefix.Addr(), flags>>4) + "/0" + strconv.Itoa(prefix.Bits()) // leading zero in the length
 	}
-	gateway := spellAddr(gw, g.byte())
-	if g.byte()%16 == 1 {
+	gateway := spellAddr(gw, g.Byte())
+	if g.Byte()%16 == 1 {
 		gateway += "%eth0"
 	}
 	return cidr, gateway
