@@ -42,7 +42,6 @@ func TestLeaderElectionStop(t *testing.T) {
 			o.LeaderElection.Namespace = "default"
 			o.LeaderElection.RetryPeriod = 10 * time.Millisecond
 			client := fake.NewClientset()
-			cc := &controllerContext{opts: o, recorder: func(string) record.EventRecorder { return record.NewFakeRecorder(10) }}
 			running := make(chan struct{})
 			release := make(chan struct{})
 			defer close(release)
@@ -53,13 +52,7 @@ func TestLeaderElectionStop(t *testing.T) {
 					<-release
 				}
 			}}
-			done := make(chan error, 1)
-			go func() { done <- runWithLeaderElection(ctx, ctx, o, client, cc, runs, &checks{}) }()
-			select {
-			case <-running:
-			case <-time.After(30 * time.Second):
-				t.Fatal("the controllers did not start")
-			}
+			done := startLeading(t, ctx, o, client, runs, running)
 			stop()
 			var err error
 			select {
@@ -113,19 +106,12 @@ func TestLostLeaseNotReleased(t *testing.T) {
 		}
 		return false, nil, nil
 	})
-	cc := &controllerContext{opts: o, recorder: func(string) record.EventRecorder { return record.NewFakeRecorder(10) }}
 	running := make(chan struct{})
 	runs := map[string]runFunc{"test": func(ctx context.Context) {
 		close(running)
 		<-ctx.Done()
 	}}
-	done := make(chan error, 1)
-	go func() { done <- runWithLeaderElection(ctx, ctx, o, client, cc, runs, &checks{}) }()
-	select {
-	case <-running:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the controllers did not start")
-	}
+	done := startLeading(t, ctx, o, client, runs, running)
 	broken.Store(true)
 	select {
 	case err := <-done:
@@ -138,4 +124,19 @@ func TestLostLeaseNotReleased(t *testing.T) {
 	if released.Load() {
 		t.Error("the lease was released after a failed renewal")
 	}
+}
+
+// startLeading runs runWithLeaderElection in the background and waits until the controllers run
+// (they close running); its result comes on the returned channel.
+func startLeading(t *testing.T, ctx context.Context, o *Options, client *fake.Clientset, runs map[string]runFunc, running <-chan struct{}) <-chan error {
+	t.Helper()
+	cc := &controllerContext{opts: o, recorder: func(string) record.EventRecorder { return record.NewFakeRecorder(10) }}
+	done := make(chan error, 1)
+	go func() { done <- runWithLeaderElection(ctx, ctx, o, client, cc, runs, &checks{}) }()
+	select {
+	case <-running:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the controllers did not start")
+	}
+	return done
 }
