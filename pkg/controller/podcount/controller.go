@@ -3,6 +3,7 @@ package podcount
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -81,6 +82,9 @@ type Controller struct {
 	period time.Duration
 	// coalesce is how long a count waits after a pod change.
 	coalesce time.Duration
+	// countDue is set while a count asked for by a pod change has not started: later changes
+	// are counted by it and add nothing to the queue.
+	countDue atomic.Bool
 	// runnerOpts are the manager-wide settings of the work loop.
 	runnerOpts runner.Options
 }
@@ -160,10 +164,12 @@ func NewController(
 	return c, nil
 }
 
-// addPodOrDelete asks for a count after the coalescing delay. The delaying queue keeps the
-// earliest due time of a key, so a burst of pod changes within the delay adds up to one count.
+// addPodOrDelete asks for a count after the coalescing delay, unless one is already due and has
+// not started: a burst of pod changes within the delay adds up to one count and one queue add.
 func (c *Controller) addPodOrDelete(any) {
-	c.queue.AddAfter(countKey, c.coalesce)
+	if c.countDue.CompareAndSwap(false, true) {
+		c.queue.AddAfter(countKey, c.coalesce)
+	}
 }
 
 // addNode counts for a new control-plane node at once: it has no label yet.

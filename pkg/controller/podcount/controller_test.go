@@ -277,6 +277,15 @@ func TestPodChangesCoalesce(t *testing.T) {
 	if n := f.c.queue.Len(); n != 0 {
 		t.Errorf("queue has %d items after the count was taken; want 0", n)
 	}
+
+	// Once a count has started, the next pod change asks for another one.
+	_, ctx := ktesting.NewTestContext(t)
+	if err := f.c.syncCount(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.c.addPodOrDelete(pod("a", "late"))
+	f.clock.Step(DefaultCoalesce)
+	waitForQueueLen(t, f.c, 1)
 }
 
 func waitForQueueLen(t *testing.T, c *Controller, want int) {

@@ -20,6 +20,8 @@ import (
 // does not carry that count yet.
 func (c *Controller) syncCount(ctx context.Context) error {
 	logger := klog.FromContext(ctx)
+	// A pod change from here on may be missed by this count: it asks for the next one.
+	c.countDue.Store(false)
 	pods := c.pods.List()
 	count := len(pods)
 	value := strconv.Itoa(count)
