@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/wait"
 	coreinformers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
@@ -25,7 +26,10 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/samplecrd/samplecrd-controller/internal/cachetransform"
+	"github.com/samplecrd/samplecrd-controller/pkg/controller/network"
 	"github.com/samplecrd/samplecrd-controller/pkg/controller/podcount"
+	clientset "github.com/samplecrd/samplecrd-controller/pkg/generated/clientset/versioned"
+	samplecrdinformers "github.com/samplecrd/samplecrd-controller/pkg/generated/informers/externalversions/samplecrd/v1"
 )
 
 // podCacheTarget is the most a pod may cost in the podcount controller's metadata-only cache.
@@ -103,6 +107,16 @@ func runMemory(ctx context.Context, b *bench) error {
 			Value: perPod("metadata-stripped"), Number: sizes["metadata-stripped"].PerPod, Unit: "B",
 			Baseline: perPod("full-stripped") + " full pod informer"},
 	)
+	nets, err := b.measureNetworkLabels(ctx)
+	if err != nil {
+		return err
+	}
+	labelled, unlabelled := nets["labelled"].PerPod, nets["unlabelled"].PerPod
+	b.add(row{Scenario: sc, Measure: fmt.Sprintf("heap per cached Network with %s of labels, as the manager caches it (network.TrimForCache)", fmtBytes(networkLabelBytes)),
+		Value: fmtBytes(labelled), Number: labelled, Unit: "B",
+		Baseline: fmtBytes(unlabelled) + " without labels, " + fmtBytes(nets["labelled-untrimmed"].PerPod) + " untrimmed",
+		Target:   "≤ one without labels + 1 KiB", Met: met(labelled <= unlabelled+1024)})
+	b.explain(sc, "per Network: as per pod, over %d Networks of each kind in namespaces of their own, deleted afterwards", labelledNetworks)
 	b.explain(sc, "per pod with managedFields kept (the manager drops them from every cache): metadata-only %s, full %s",
 		perPod("metadata"), perPod("full"))
 	b.explain(sc, "the manager after checking every Network: RSS %s, Go heap in use %s; peak RSS is VmHWM of a manager started with everything in place",
@@ -234,7 +248,7 @@ const podCacheCommand = "measure-pod-cache"
 type podCacheResult struct {
 	// Mode is the informer measured.
 	Mode string `json:"mode"`
-	// Pods is how many pods it cached.
+	// Pods is how many objects (pods or Networks) it cached.
 	Pods int `json:"pods"`
 	// Heap is the live heap the cache added, in bytes.
 	Heap int64 `json:"heap"`
@@ -245,12 +259,18 @@ type podCacheResult struct {
 // measurePodCache runs this binary as a separate process that caches the pods with an informer
 // of the mode, so that nothing else shares its heap.
 func (b *bench) measurePodCache(ctx context.Context, mode string, pods int) (podCacheResult, error) {
+	return b.measureCache(ctx, nsPods, mode, pods)
+}
+
+// measureCache runs this binary as a separate process that caches the objects of namespace with
+// an informer of the mode, and reports the heap that took.
+func (b *bench) measureCache(ctx context.Context, namespace, mode string, objects int) (podCacheResult, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return podCacheResult{}, err
 	}
 	out, err := exec.CommandContext(ctx, self, podCacheCommand, "-kubeconfig="+b.env.kubeconfig,
-		"-namespace="+nsPods, "-mode="+mode, fmt.Sprintf("-expect=%d", pods)).Output()
+		"-namespace="+namespace, "-mode="+mode, fmt.Sprintf("-expect=%d", objects)).Output()
 	if err != nil {
 		if exit, ok := err.(*exec.ExitError); ok {
 			return podCacheResult{}, fmt.Errorf("measuring the %s pod cache: %w: %s", mode, err, exit.Stderr)
@@ -261,7 +281,7 @@ func (b *bench) measurePodCache(ctx context.Context, mode string, pods int) (pod
 	if err := json.Unmarshal(out, &r); err != nil {
 		return r, fmt.Errorf("reading the %s pod cache measurement %q: %w", mode, out, err)
 	}
-	logf("pod cache %s: %d pods, %s per pod", mode, r.Pods, fmtBytes(r.PerPod))
+	logf("cache %s of %s: %d objects, %s each", mode, namespace, r.Pods, fmtBytes(r.PerPod))
 	return r, nil
 }
 
@@ -271,8 +291,8 @@ func podCacheMain(args []string) int {
 	fs := flag.NewFlagSet(podCacheCommand, flag.ContinueOnError)
 	kubeconfig := fs.String("kubeconfig", "", "kubeconfig of the cluster")
 	namespace := fs.String("namespace", "", "namespace of the pods")
-	mode := fs.String("mode", "metadata", "identity, metadata, metadata-stripped, full or full-stripped")
-	expect := fs.Int("expect", 0, "pods expected")
+	mode := fs.String("mode", "metadata", "pods: identity, metadata, metadata-stripped, full or full-stripped; Networks: network-stripped or network-trimmed")
+	expect := fs.Int("expect", 0, "objects expected")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -299,6 +319,8 @@ func measure(kubeconfig, namespace, mode string, expect int) (podCacheResult, er
 		kind, transform = strings.TrimSuffix(mode, "-stripped"), cachetransform.StripManagedFields
 	case mode == "identity":
 		kind, transform = "metadata", podcount.TrimToIdentity
+	case mode == "network-trimmed":
+		kind, transform = "network", network.TrimForCache
 	}
 
 	heapNow := func() int64 {
@@ -323,6 +345,12 @@ func measure(kubeconfig, namespace, mode string, expect int) (podCacheResult, er
 			return podCacheResult{}, err
 		}
 		informer = coreinformers.NewPodInformer(client, namespace, 0, indexers)
+	case "network":
+		client, err := clientset.NewForConfig(cfg)
+		if err != nil {
+			return podCacheResult{}, err
+		}
+		informer = samplecrdinformers.NewNetworkInformer(client, namespace, 0, indexers)
 	default:
 		return podCacheResult{}, fmt.Errorf("unknown mode %q", mode)
 	}
@@ -340,9 +368,83 @@ func measure(kubeconfig, namespace, mode string, expect int) (podCacheResult, er
 	}
 	pods := len(informer.GetStore().ListKeys())
 	if pods < expect {
-		return podCacheResult{}, fmt.Errorf("the %s informer holds %d pods, want %d", mode, pods, expect)
+		return podCacheResult{}, fmt.Errorf("the %s informer holds %d objects, want %d", mode, pods, expect)
 	}
 	after := heapNow()
 	runtime.KeepAlive(informer)
 	return podCacheResult{Mode: mode, Pods: pods, Heap: after - before, PerPod: float64(after-before) / float64(max(pods, 1))}, nil
+}
+
+// What the memory scenario caches to show what a Network's labels cost the manager: this many
+// Networks with networkLabelBytes of labels each, and as many without.
+const (
+	labelledNetworks  = 10
+	networkLabelBytes = 900 << 10
+	// nsLabelled and nsUnlabelled hold them while they are measured.
+	nsLabelled   = "bench-labelled"
+	nsUnlabelled = "bench-unlabelled"
+)
+
+// networkLabels returns about size bytes of labels: keys and values of the longest names allowed.
+func networkLabels(size int) map[string]string {
+	labels := map[string]string{}
+	for i := 0; size > 0; i++ {
+		k := fmt.Sprintf("l%05d-%s", i, strings.Repeat("k", 56))
+		v := strings.Repeat("v", 63)
+		labels[k] = v
+		size -= len(k) + len(v)
+	}
+	return labels
+}
+
+// measureNetworkLabels creates labelledNetworks Networks with large labels and as many without,
+// measures what one of each costs in a Network cache as the manager keeps it (network.TrimForCache)
+// and, for the labelled ones, without the trim, then deletes them again.
+func (b *bench) measureNetworkLabels(ctx context.Context) (map[string]podCacheResult, error) {
+	labels := networkLabels(networkLabelBytes)
+	created := map[string]int{}
+	for k, ns := range []string{nsUnlabelled, nsLabelled} {
+		if err := createNamespace(ctx, b.kube, ns); err != nil {
+			return nil, err
+		}
+		for i := range labelledNetworks {
+			n := newNetwork(ns, "labels", i)
+			// Outside the 10.0.0.0/8 of the scenarios' Networks, and apart from each other.
+			n.Spec.Cidr = fmt.Sprintf("192.168.%d.0/24", k*labelledNetworks+i)
+			n.Spec.Gateway = fmt.Sprintf("192.168.%d.1", k*labelledNetworks+i)
+			if ns == nsLabelled {
+				n.Labels = labels
+			}
+			if _, err := b.client.SamplecrdV1().Networks(ns).Create(ctx, n, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+				return nil, fmt.Errorf("creating Network %s/%s: %w", ns, n.Name, err)
+			}
+			created[ns]++
+		}
+	}
+	results := map[string]podCacheResult{}
+	for _, m := range []struct{ key, ns, mode string }{
+		{"unlabelled", nsUnlabelled, "network-trimmed"},
+		{"labelled", nsLabelled, "network-trimmed"},
+		{"labelled-untrimmed", nsLabelled, "network-stripped"},
+	} {
+		r, err := b.measureCache(ctx, m.ns, m.mode, created[m.ns])
+		if err != nil {
+			return nil, err
+		}
+		results[m.key] = r
+	}
+	// The manager reconciled them meanwhile: it removes its finalizer once they are deleted.
+	for _, ns := range []string{nsUnlabelled, nsLabelled} {
+		if err := b.client.SamplecrdV1().Networks(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
+			return nil, fmt.Errorf("deleting the Networks of %s: %w", ns, err)
+		}
+		err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+			l, err := b.client.SamplecrdV1().Networks(ns).List(ctx, metav1.ListOptions{})
+			return err == nil && len(l.Items) == 0, nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("waiting for the Networks of %s to go: %w", ns, err)
+		}
+	}
+	return results, nil
 }

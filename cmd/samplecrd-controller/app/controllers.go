@@ -88,7 +88,13 @@ func buildNetwork(ctx context.Context, cc *controllerContext) (runFunc, error) {
 	cc.checks.add("backend-ovn", be.Ready)
 	metrics.WatchBackendReadiness(be)
 	var instrumented backend.Backend = metrics.InstrumentBackend(be)
-	c, err := network.NewController(ctx, cc.client, cc.informers.Samplecrd().V1().Networks(), instrumented,
+	networks := cc.informers.Samplecrd().V1().Networks()
+	// The network controller is the only reader of Networks, and it reads no labels or annotations,
+	// which a Network's author can make as large as a request may be.
+	if err := networks.Informer().SetTransform(network.TrimForCache); err != nil {
+		return nil, fmt.Errorf("trimming the Network cache: %w", err)
+	}
+	c, err := network.NewController(ctx, cc.client, networks, instrumented,
 		cc.recorder(network.ControllerName), network.Options{
 			OrphanSweepInterval: cc.opts.OrphanSweepInterval,
 			// Each Network is still checked once a period on average, and within one and a half.

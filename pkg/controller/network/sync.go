@@ -325,7 +325,8 @@ func (c *Controller) patchFinalizers(ctx context.Context, n *samplecrdv1.Network
 		c.own.failed(key, write)
 		return nil, fmt.Errorf("setting the finalizers of Network %s: %w", klog.KObj(n), err)
 	}
-	c.networks.Mutation(updated)
+	// The cache holds Networks trimmed (TrimForCache): so does the record of a write.
+	c.networks.Mutation(trim(updated))
 	return updated, nil
 }
 
@@ -373,7 +374,7 @@ func (c *Controller) writeStatus(ctx context.Context, n *samplecrdv1.Network, re
 	if err != nil {
 		return fmt.Errorf("writing the status of Network %s: %w", klog.KObj(n), err)
 	}
-	c.networks.Mutation(updated)
+	c.networks.Mutation(trim(updated))
 	klog.FromContext(ctx).V(2).Info("Updated status", "ready", ready.Status, "reason", ready.Reason)
 	return nil
 }

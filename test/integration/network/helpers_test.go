@@ -24,7 +24,6 @@ import (
 	"k8s.io/klog/v2/ktesting"
 
 	"github.com/samplecrd/samplecrd-controller/cmd/samplecrd-controller/app"
-	"github.com/samplecrd/samplecrd-controller/internal/cachetransform"
 	samplecrdv1 "github.com/samplecrd/samplecrd-controller/pkg/apis/samplecrd/v1"
 	"github.com/samplecrd/samplecrd-controller/pkg/backend/ovn"
 	"github.com/samplecrd/samplecrd-controller/pkg/controller/network"
@@ -163,7 +162,8 @@ func (s *setup) startController(t *testing.T, tweak func(*app.Options)) *control
 	if err != nil {
 		t.Fatalf("creating the OVN backend: %v", err)
 	}
-	factoryOpts := []informers.SharedInformerOption{informers.WithTransform(cachetransform.StripManagedFields)}
+	// The manager's cache: Networks as the controller reads them (cmd/samplecrd-controller/app).
+	factoryOpts := []informers.SharedInformerOption{informers.WithTransform(network.TrimForCache)}
 	if len(s.others) == 0 {
 		factoryOpts = append(factoryOpts, informers.WithNamespace(s.ns))
 	}
