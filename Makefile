@@ -31,23 +31,27 @@ VERSION_PKG := github.com/samplecrd/samplecrd-controller/pkg/version
 STATIC_LDFLAGS := -s -w -X $(VERSION_PKG).version=$(VERSION) -X $(VERSION_PKG).commit=$(COMMIT)
 # Where make build-static writes the binary; the Dockerfile copies it from the default.
 STATIC_OUT ?= bin/static/samplecrd-controller
-# The image (podman stores an unqualified name under localhost/) and the archive of make
-# image-archive. The image's creation time is the commit's, not the build's.
-IMG ?= samplecrd-controller:latest
+# The image and the archive of make image-archive. IMG is what containerd (kind, ctr) makes of the
+# Deployment's image samplecrd-controller:latest; podman would store that short name as
+# localhost/samplecrd-controller, which a cluster does not find. The image's creation time is the
+# commit's, not the build's.
+IMG ?= docker.io/library/samplecrd-controller:latest
 IMAGE_ARCHIVE ?= bin/samplecrd-controller-image.tar
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 # podman builds and saves the image as is; to run it, hack/podman-run.sh holds the flags that this
 # kind of host needs (runc, cgroupfs, host network, ulimits) and the Deployment's security settings.
 PODMAN ?= podman
+# More flags of podman build, e.g. --no-cache.
+PODMAN_BUILD_FLAGS ?=
 
 .PHONY: build-static
 build-static: ## Build the manager as the image ships it (static, reproducible, version stamped) into STATIC_OUT (bin/static/).
 	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -ldflags '$(STATIC_LDFLAGS)' -o $(STATIC_OUT) ./cmd/samplecrd-controller
 
 .PHONY: image
-image: build-static ## Build the manager's image IMG (samplecrd-controller:latest) with podman, installed when missing.
+image: build-static ## Build the manager's image IMG (docker.io/library/samplecrd-controller:latest) with podman, installed when missing.
 	hack/ensure-podman.sh
-	$(PODMAN) build --timestamp $(SOURCE_DATE_EPOCH) --build-arg VERSION=$(VERSION) --build-arg REVISION=$(COMMIT) -t $(IMG) .
+	$(PODMAN) build $(PODMAN_BUILD_FLAGS) --timestamp $(SOURCE_DATE_EPOCH) --build-arg VERSION=$(VERSION) --build-arg REVISION=$(COMMIT) -t $(IMG) .
 
 .PHONY: image-archive
 image-archive: image ## Write IMG to IMAGE_ARCHIVE (bin/samplecrd-controller-image.tar) for kind load image-archive or ctr images import.
