@@ -16,7 +16,8 @@ set -o errexit -o nounset -o pipefail
 # machines (Debian 12, hybrid cgroups v1, processes limited to 20000 open files and no
 # CAP_SYS_RESOURCE), before and after the run command:
 #   --runtime /usr/sbin/runc       crun, podman's preferred runtime where installed, fails to
-#                                  create containers on hybrid cgroups; runc works.
+#                                  create containers on hybrid cgroups ("cgroups in hybrid mode
+#                                  not supported"); runc works.
 #   --cgroup-manager=cgroupfs      no systemd session to ask for a cgroup.
 #   --network host                 the manager reaches the API server and OVN on the host's
 #                                  loopback addresses, as the tests start them.
