@@ -38,11 +38,10 @@ STATIC_OUT ?= bin/static/samplecrd-controller
 IMG ?= docker.io/library/samplecrd-controller:latest
 IMAGE_ARCHIVE ?= bin/samplecrd-controller-image.tar
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
-# podman builds and saves the image as is; to run it, hack/podman-run.sh holds the flags that this
+# The image is one file: podman builds it without caching intermediate images, which would only be
+# left dangling, and saves it as is; to run it, hack/podman-run.sh holds the flags that this
 # kind of host needs (runc, cgroupfs, host network, ulimits) and the Deployment's security settings.
 PODMAN ?= podman
-# More flags of podman build, e.g. --no-cache.
-PODMAN_BUILD_FLAGS ?=
 
 .PHONY: build-static
 build-static: ## Build the manager as the image ships it (static, reproducible, version stamped) into STATIC_OUT (bin/static/).
@@ -51,7 +50,7 @@ build-static: ## Build the manager as the image ships it (static, reproducible, 
 .PHONY: image
 image: build-static ## Build the manager's image IMG (docker.io/library/samplecrd-controller:latest) with podman, installed when missing.
 	hack/ensure-podman.sh
-	$(PODMAN) build $(PODMAN_BUILD_FLAGS) --timestamp $(SOURCE_DATE_EPOCH) --build-arg VERSION=$(VERSION) --build-arg REVISION=$(COMMIT) -t $(IMG) .
+	$(PODMAN) build --layers=false --timestamp $(SOURCE_DATE_EPOCH) --build-arg VERSION=$(VERSION) --build-arg REVISION=$(COMMIT) -t $(IMG) .
 
 .PHONY: image-archive
 image-archive: image ## Write IMG to IMAGE_ARCHIVE (bin/samplecrd-controller-image.tar) for kind load image-archive or ctr images import.
