@@ -21,6 +21,42 @@ build: ## Build every package, and the manager into bin/samplecrd-controller.
 	$(GO) build ./...
 	$(GO) build -o bin/samplecrd-controller ./cmd/samplecrd-controller
 
+# The manager as its image ships it: static (CGO_ENABLED=0), -trimpath, with the version and commit
+# of git stamped into pkg/version and no date, so that two builds of one commit are byte-identical
+# (test/integration/image checks it). -buildvcs=false: the stamp carries the commit, and the build
+# does not depend on the GOFLAGS of the machine.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo unknown)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+VERSION_PKG := github.com/samplecrd/samplecrd-controller/pkg/version
+STATIC_LDFLAGS := -s -w -X $(VERSION_PKG).version=$(VERSION) -X $(VERSION_PKG).commit=$(COMMIT)
+# Where make build-static writes the binary; the Dockerfile copies it from the default.
+STATIC_OUT ?= bin/static/samplecrd-controller
+# The image and the archive of make image-archive. IMG is what containerd (kind, ctr) makes of the
+# Deployment's image samplecrd-controller:latest; podman would store that short name as
+# localhost/samplecrd-controller, which a cluster does not find. The image's creation time is the
+# commit's, not the build's.
+IMG ?= docker.io/library/samplecrd-controller:latest
+IMAGE_ARCHIVE ?= bin/samplecrd-controller-image.tar
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+# The image is one file: podman builds it without caching intermediate images, which would only be
+# left dangling, and saves it as is; to run it, hack/podman-run.sh holds the flags that this
+# kind of host needs (runc, cgroupfs, host network, ulimits) and the Deployment's security settings.
+PODMAN ?= podman
+
+.PHONY: build-static
+build-static: ## Build the manager as the image ships it (static, reproducible, version stamped) into STATIC_OUT (bin/static/).
+	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -ldflags '$(STATIC_LDFLAGS)' -o $(STATIC_OUT) ./cmd/samplecrd-controller
+
+.PHONY: image
+image: build-static ## Build the manager's image IMG (docker.io/library/samplecrd-controller:latest) with podman, installed when missing.
+	hack/ensure-podman.sh
+	$(PODMAN) build --layers=false --timestamp $(SOURCE_DATE_EPOCH) --build-arg VERSION=$(VERSION) --build-arg REVISION=$(COMMIT) -t $(IMG) .
+
+.PHONY: image-archive
+image-archive: image ## Write IMG to IMAGE_ARCHIVE (bin/samplecrd-controller-image.tar) for kind load image-archive or ctr images import.
+	rm -f $(IMAGE_ARCHIVE)
+	$(PODMAN) save --format docker-archive -o $(IMAGE_ARCHIVE) $(IMG)
+
 .PHONY: run
 run: ## Run the whole system locally (control plane, OVN, the example Network, the manager); Ctrl-C stops it all.
 	$(GO) build -o bin/localenv ./hack/localenv
@@ -41,9 +77,10 @@ generate: ## Regenerate deepcopy, clientset, informers, listers, apply configura
 	hack/update-codegen.sh
 
 .PHONY: tools
-tools: ## Build the test control plane (kube-apiserver, etcd) and kubectl when missing or stale; install ovsdb-server when missing.
+tools: ## Build the test control plane (kube-apiserver, etcd) and kubectl when missing or stale; install ovsdb-server and podman when missing.
 	hack/build-control-plane.sh
 	hack/ensure-ovn.sh
+	hack/ensure-podman.sh
 
 .PHONY: test
 test: tools ## Run every test (unit, integration, the fault suite's short form; with -race), then each fuzz target for 10s; builds what they need first.
@@ -122,4 +159,4 @@ lint: ## Run staticcheck (version pinned in go.mod) on the hand-written packages
 
 .PHONY: clean
 clean: ## Remove built binaries (keeps the control plane, which is slow to build).
-	rm -rf bin/codegen bin/samplecrd-controller bin/localenv
+	rm -rf bin/codegen bin/samplecrd-controller bin/localenv bin/static $(IMAGE_ARCHIVE)

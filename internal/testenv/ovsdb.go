@@ -96,6 +96,9 @@ type OVSDB struct {
 
 	// mu protects the fields below.
 	mu sync.Mutex
+	// tcpPort is the port of 127.0.0.1 the server also listens on (ListenTCP); 0 for the socket
+	// alone.
+	tcpPort int
 	// cmd is the running server, nil when stopped; exited is closed when it has exited.
 	cmd    *exec.Cmd
 	exited chan struct{}
@@ -127,6 +130,32 @@ func (o *OVSDB) path(name string) string { return filepath.Join(o.dir, name) }
 // Endpoint is the server's address for libovsdb, the manager's --ovn-nb and ovn-nbctl --db:
 // "unix:" and the socket's absolute path.
 func (o *OVSDB) Endpoint() string { return "unix:" + o.path(OVSDBSocket) }
+
+// ListenTCP makes the server also listen on a free TCP port of 127.0.0.1 from its next Start on,
+// for clients that cannot reach its socket (a container, say), and returns that endpoint,
+// "tcp:127.0.0.1:PORT". Every later start listens on the same port.
+func (o *OVSDB) ListenTCP() (string, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.tcpPort == 0 {
+		// A port the kernel just handed out and released, as envtest picks the API server's:
+		// ovsdb-server takes only a fixed port or 0, whose choice only its log would tell.
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", fmt.Errorf("finding a free port for ovsdb-server: %w", err)
+		}
+		o.tcpPort = l.Addr().(*net.TCPAddr).Port
+		if err := l.Close(); err != nil {
+			return "", err
+		}
+	}
+	return o.tcpEndpoint(), nil
+}
+
+// tcpEndpoint is the TCP endpoint; the caller holds mu and tcpPort is set.
+func (o *OVSDB) tcpEndpoint() string {
+	return fmt.Sprintf("tcp:127.0.0.1:%d", o.tcpPort)
+}
 
 // DBFile is the database file. ovsdb-server appends every transaction it commits to it, so that
 // its size tells whether anything was written.
@@ -191,15 +220,18 @@ func (o *OVSDB) Start(ctx context.Context) error {
 	if o.cmd != nil {
 		return errors.New("ovsdb-server is already running")
 	}
-	cmd := exec.Command(o.progs.server,
-		"--remote=punix:"+o.path(OVSDBSocket),
+	args := []string{"--remote=punix:" + o.path(OVSDBSocket)}
+	if o.tcpPort != 0 {
+		args = append(args, fmt.Sprintf("--remote=ptcp:%d:127.0.0.1", o.tcpPort))
+	}
+	cmd := exec.Command(o.progs.server, append(args,
 		"--unixctl="+o.Unixctl(),
 		"--pidfile="+o.path(ovsdbPID),
 		"--log-file="+o.LogFile(),
 		// Everything goes to the log file, once.
 		"-vconsole:off",
 		o.DBFile(),
-	)
+	)...)
 	// What it prints before it exits at once, for the error.
 	var early syncbuf.Buffer
 	out := io.Writer(&early)
@@ -217,21 +249,28 @@ func (o *OVSDB) Start(ctx context.Context) error {
 	}()
 	o.cmd, o.exited = cmd, exited
 
+	// Where it listens: the socket, and the TCP port of ListenTCP.
+	listening := []struct{ network, address string }{{"unix", o.path(OVSDBSocket)}}
+	if o.tcpPort != 0 {
+		listening = append(listening, struct{ network, address string }{"tcp", fmt.Sprintf("127.0.0.1:%d", o.tcpPort)})
+	}
 	err := wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, ovsdbStartTimeout, true, func(context.Context) (bool, error) {
 		select {
 		case <-exited:
 			return false, fmt.Errorf("ovsdb-server exited: %s: %s (see %s)", cmd.ProcessState, strings.TrimSpace(early.String()), o.LogFile())
 		default:
 		}
-		conn, err := net.DialTimeout("unix", o.path(OVSDBSocket), time.Second)
-		if err != nil {
-			return false, nil
+		for _, addr := range listening {
+			conn, err := net.DialTimeout(addr.network, addr.address, time.Second)
+			if err != nil {
+				return false, nil
+			}
+			_ = conn.Close()
 		}
-		_ = conn.Close()
 		return true, nil
 	})
 	if err != nil {
-		return fmt.Errorf("waiting for ovsdb-server to listen on %s: %w", o.path(OVSDBSocket), err)
+		return fmt.Errorf("waiting for ovsdb-server to listen on %v: %w", listening, err)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -37,6 +38,7 @@ import (
 	samplecrdscheme "github.com/samplecrd/samplecrd-controller/pkg/generated/clientset/versioned/scheme"
 	informers "github.com/samplecrd/samplecrd-controller/pkg/generated/informers/externalversions"
 	"github.com/samplecrd/samplecrd-controller/pkg/metrics"
+	"github.com/samplecrd/samplecrd-controller/pkg/version"
 )
 
 // ErrLeaderLost is returned by Run when the manager lost its lease: it must exit, so that it never
@@ -45,14 +47,25 @@ var ErrLeaderLost = errors.New("leader election lost")
 
 // Main parses the arguments, runs until the first SIGINT or SIGTERM, and returns the exit status.
 func Main(args []string) int {
+	return runMain(args, os.Stdout)
+}
+
+// runMain is Main with the standard output --version prints to as an argument, for tests.
+func runMain(args []string, stdout io.Writer) int {
 	opts := NewOptions()
 	fs := pflag.NewFlagSet("samplecrd-controller", pflag.ContinueOnError)
 	opts.AddFlags(fs)
+	// Not an option of Options: it runs nothing.
+	printVersion := fs.Bool("version", false, "Print the version, commit and Go version on one line, and exit.")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return 0
 		}
 		return 2
+	}
+	if *printVersion {
+		fmt.Fprintln(stdout, version.Get())
+		return 0
 	}
 	if err := opts.Validate(); err != nil {
 		fmt.Fprintf(os.Stderr, "samplecrd-controller: %v\n", err)
@@ -63,6 +76,8 @@ func Main(args []string) int {
 		return 2
 	}
 	ctx := signalContext()
+	v := version.Get()
+	klog.FromContext(ctx).Info("Starting samplecrd-controller", "version", v.Version, "commit", v.Commit, "goVersion", v.GoVersion, "platform", v.Platform)
 	err := Run(ctx, opts)
 	if err != nil {
 		klog.FromContext(ctx).Error(err, "Manager stopped")

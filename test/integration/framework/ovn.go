@@ -13,12 +13,26 @@ import (
 // directory, run as a child process of the test: testenv.OVSDB, failing the test on errors.
 type OVSDB struct {
 	server *testenv.OVSDB
+	// tcp is the TCP endpoint of StartOVSDBWithTCP; empty otherwise.
+	tcp string
 }
 
 // StartOVSDB creates an empty OVN northbound database in a temporary directory and starts an
 // ovsdb-server for it, which the test's cleanup kills. When OVN is not installed the test skips,
 // or fails under CI=true.
 func StartOVSDB(t testing.TB) *OVSDB {
+	t.Helper()
+	return startOVSDB(t, false)
+}
+
+// StartOVSDBWithTCP is StartOVSDB with the server also listening on a TCP port of 127.0.0.1
+// (TCPEndpoint), for a manager that cannot reach the socket: one in a container.
+func StartOVSDBWithTCP(t testing.TB) *OVSDB {
+	t.Helper()
+	return startOVSDB(t, true)
+}
+
+func startOVSDB(t testing.TB, tcp bool) *OVSDB {
 	t.Helper()
 	// A short directory, not t.TempDir(): unix socket paths are limited to about 100 bytes, and
 	// t.TempDir() contains the test's name.
@@ -34,6 +48,11 @@ func StartOVSDB(t testing.TB) *OVSDB {
 	server, err := testenv.NewOVSDB(dir, nil)
 	Require(t, err)
 	o := &OVSDB{server: server}
+	if tcp {
+		if o.tcp, err = server.ListenTCP(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	t.Cleanup(func() {
 		server.Kill()
 		if t.Failed() {
@@ -50,6 +69,16 @@ func StartOVSDB(t testing.TB) *OVSDB {
 // Endpoint is the server's address for libovsdb and ovn-nbctl: "unix:<socket>".
 func (o *OVSDB) Endpoint() string {
 	return o.server.Endpoint()
+}
+
+// TCPEndpoint is the server's TCP address, "tcp:127.0.0.1:PORT", for a server of
+// StartOVSDBWithTCP; it fails the test for one of StartOVSDB.
+func (o *OVSDB) TCPEndpoint(t testing.TB) string {
+	t.Helper()
+	if o.tcp == "" {
+		t.Fatal("framework: TCPEndpoint of an ovsdb-server started without TCP; use StartOVSDBWithTCP")
+	}
+	return o.tcp
 }
 
 // DBFile is the database file. ovsdb-server appends every transaction it commits to it, so that
