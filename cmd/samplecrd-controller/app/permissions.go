@@ -77,8 +77,9 @@ func listWatch(group, resource, namespace string) []permission {
 const leaderElectionName = "leader-election"
 
 // managerPermissions are what the manager itself needs besides its controllers, by the name they
-// are reported under. A server or feature of the manager that talks to the API server adds its
-// own entry here.
+// are reported under. A server or feature of the manager that sends requests to the API server
+// adds its own entry here, when it is enabled (an authenticated metrics server's create on
+// tokenreviews and subjectaccessreviews, say).
 func managerPermissions(o *Options) map[string][]permission {
 	out := map[string][]permission{}
 	if le := o.LeaderElection; le.Enabled {
