@@ -108,6 +108,7 @@ func Register() {
 			collectors.NewGoCollector(),
 			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 			ReconcileTotal, ReconcileErrors, ReconcileDuration, BackendRequestDuration, BackendReady, Leader,
+			MissingPermissions, EventsFailed,
 			restRequestLatency, restRateLimiterLatency, restRequests,
 			workqueueDepth, workqueueAdds, workqueueLatency, workqueueWorkDuration,
 			workqueueUnfinished, workqueueLongestRunning, workqueueRetries,

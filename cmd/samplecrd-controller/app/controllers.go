@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	kubeinformers "k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -15,6 +17,7 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 
+	samplecrdv1 "github.com/samplecrd/samplecrd-controller/pkg/apis/samplecrd/v1"
 	"github.com/samplecrd/samplecrd-controller/pkg/backend"
 	"github.com/samplecrd/samplecrd-controller/pkg/backend/ovn"
 	"github.com/samplecrd/samplecrd-controller/pkg/controller/network"
@@ -58,15 +61,19 @@ type controllerDescriptor struct {
 	controllerName string
 	// build creates the controller, registering its informers and handlers, and starts nothing.
 	build func(ctx context.Context, cc *controllerContext) (runFunc, error)
+	// permissions are the API requests the controller makes, which the manager checks at start-up
+	// (and reports when denied). config/rbac grants exactly these; a new request needs a line here
+	// and a rule there.
+	permissions func(o *Options) []permission
 }
 
 // controllerDescriptors is the registry of every controller the manager can run.
 func controllerDescriptors() []controllerDescriptor {
 	return []controllerDescriptor{
-		{name: "network", controllerName: network.ControllerName, build: buildNetwork},
-		{name: "podcount", controllerName: podcount.ControllerName, build: buildPodCount},
-		{name: "podwatch", controllerName: podwatch.ControllerName, build: buildPodWatch},
-		{name: "nodewatch", controllerName: nodewatch.ControllerName, build: buildNodeWatch},
+		{name: "network", controllerName: network.ControllerName, build: buildNetwork, permissions: networkPermissions},
+		{name: "podcount", controllerName: podcount.ControllerName, build: buildPodCount, permissions: podCountPermissions},
+		{name: "podwatch", controllerName: podwatch.ControllerName, build: buildPodWatch, permissions: podWatchPermissions},
+		{name: "nodewatch", controllerName: nodewatch.ControllerName, build: buildNodeWatch, permissions: nodeWatchPermissions},
 	}
 }
 
@@ -77,6 +84,17 @@ func controllerNames() []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// networkPermissions: the Network informer (every namespace), the finalizer (patch), the status,
+// the read that confirms orphans before their backend objects go (get), and events on Networks.
+func networkPermissions(*Options) []permission {
+	g := samplecrdv1.SchemeGroupVersion.Group
+	return slices.Concat(listWatch(g, "networks", ""), []permission{
+		{verb: "get", group: g, resource: "networks"},
+		{verb: "patch", group: g, resource: "networks"},
+		{verb: "patch", group: g, resource: "networks", subresource: "status"},
+	}, eventPermissions(""))
 }
 
 func buildNetwork(ctx context.Context, cc *controllerContext) (runFunc, error) {
@@ -121,6 +139,17 @@ func managerEventObject(o *Options) runtime.Object {
 	}
 }
 
+// podCountPermissions: the pod metadata and node informers, the label patch, and events on nodes
+// (which go to the default namespace) or, with --podcount-event-mode=all, on pods everywhere.
+func podCountPermissions(o *Options) []permission {
+	events := metav1.NamespaceDefault
+	if o.PodCount.EventMode == string(podcount.EventsAll) {
+		events = ""
+	}
+	return slices.Concat(listWatch("", "pods", ""), listWatch("", "nodes", ""),
+		[]permission{{verb: "patch", resource: "nodes"}}, eventPermissions(events))
+}
+
 func buildPodCount(ctx context.Context, cc *controllerContext) (runFunc, error) {
 	// Metadata only: the count needs no pod bodies, and a pod's metadata is a fraction of its size.
 	pods := cc.metadataInformers.ForResource(corev1.SchemeGroupVersion.WithResource("pods"))
@@ -141,12 +170,22 @@ func buildPodCount(ctx context.Context, cc *controllerContext) (runFunc, error) 
 	return c.Run, nil
 }
 
+// podWatchPermissions: its own pod informer, on one namespace.
+func podWatchPermissions(o *Options) []permission {
+	return listWatch("", "pods", o.PodWatchNamespace)
+}
+
 func buildPodWatch(ctx context.Context, cc *controllerContext) (runFunc, error) {
 	c, err := podwatch.NewController(ctx, cc.kubeClient, cc.opts.PodWatchNamespace, cc.out, podwatch.Options{Runner: cc.runner})
 	if err != nil {
 		return nil, err
 	}
 	return func(ctx context.Context) { c.Run(ctx, cc.opts.PodWatchWorkers) }, nil
+}
+
+// nodeWatchPermissions: the shared node informer.
+func nodeWatchPermissions(*Options) []permission {
+	return listWatch("", "nodes", "")
 }
 
 func buildNodeWatch(ctx context.Context, cc *controllerContext) (runFunc, error) {

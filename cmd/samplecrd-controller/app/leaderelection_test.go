@@ -9,6 +9,7 @@ import (
 
 	"github.com/go-logr/logr"
 	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -83,8 +84,8 @@ func TestLeaderElectionStop(t *testing.T) {
 	}
 }
 
-// TestLostLeaseNotReleased makes the leader's renewals fail: it stops its controllers and returns
-// ErrLeaderLost without ever releasing the lease (client-go's elector tries to, before the
+// TestLostLeaseNotReleased makes the leader's renewals fail (RBAC refuses them): it stops its
+// controllers and returns ErrLeaderLost, wrapping the refusal, without ever releasing the lease (client-go's elector tries to, before the
 // controllers are told to stop), so that no standby takes over under controllers still writing.
 func TestLostLeaseNotReleased(t *testing.T) {
 	ctx := klog.NewContext(context.Background(), logr.Discard())
@@ -102,7 +103,7 @@ func TestLostLeaseNotReleased(t *testing.T) {
 			return false, nil, nil // the API server would take it
 		}
 		if broken.Load() {
-			return true, nil, errors.New("the API server does not answer")
+			return true, nil, apierrors.NewForbidden(coordinationv1.Resource("leases"), lease.Name, errors.New("RBAC denies update"))
 		}
 		return false, nil, nil
 	})
@@ -115,8 +116,8 @@ func TestLostLeaseNotReleased(t *testing.T) {
 	broken.Store(true)
 	select {
 	case err := <-done:
-		if !errors.Is(err, ErrLeaderLost) {
-			t.Errorf("returned %v, want ErrLeaderLost", err)
+		if !errors.Is(err, ErrLeaderLost) || !apierrors.IsForbidden(err) {
+			t.Errorf("returned %v, want ErrLeaderLost naming the refused update", err)
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("runWithLeaderElection did not return after the renewals failed")
@@ -130,7 +131,7 @@ func TestLostLeaseNotReleased(t *testing.T) {
 // (they close running); its result comes on the returned channel.
 func startLeading(t *testing.T, ctx context.Context, o *Options, client *fake.Clientset, runs map[string]runFunc, running <-chan struct{}) <-chan error {
 	t.Helper()
-	cc := &controllerContext{opts: o, recorder: func(string) record.EventRecorder { return record.NewFakeRecorder(10) }}
+	cc := &controllerContext{opts: o, checks: &checks{}, recorder: func(string) record.EventRecorder { return record.NewFakeRecorder(10) }}
 	done := make(chan error, 1)
 	go func() { done <- runWithLeaderElection(ctx, ctx, o, client, cc, runs, &checks{}) }()
 	select {
@@ -139,4 +140,54 @@ func startLeading(t *testing.T, ctx context.Context, o *Options, client *fake.Cl
 		t.Fatal("the controllers did not start")
 	}
 	return done
+}
+
+// TestLeaseUnreadable refuses every read of the Lease: the replica never leads, /readyz's
+// leader-election check names the Lease and the refusal, and the stop does not claim a release.
+func TestLeaseUnreadable(t *testing.T) {
+	ctx, stop := context.WithCancel(klog.NewContext(context.Background(), logr.Discard()))
+	defer stop()
+	o := NewOptions()
+	o.LeaderElection.Namespace = "default"
+	o.LeaderElection.RetryPeriod = 10 * time.Millisecond
+	client := fake.NewClientset()
+	client.PrependReactor("get", "leases", func(action k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewForbidden(coordinationv1.Resource("leases"), o.LeaderElection.Name, errors.New("RBAC denies get"))
+	})
+	readyz := &checks{}
+	cc := &controllerContext{opts: o, checks: readyz, recorder: func(string) record.EventRecorder { return record.NewFakeRecorder(10) }}
+	var ran atomic.Bool
+	runs := map[string]runFunc{"test": func(context.Context) { ran.Store(true) }}
+	done := make(chan error, 1)
+	go func() { done <- runWithLeaderElection(ctx, ctx, o, client, cc, runs, &checks{}) }()
+
+	want := `reading the Lease default/samplecrd-controller: leases.coordination.k8s.io "samplecrd-controller" is forbidden: RBAC denies get`
+	var got string
+	if err := wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		got = checkResult(readyz, leaderElectionName)
+		return got == want, nil
+	}); err != nil {
+		t.Fatalf("the leader-election readiness check says %q, want %q", got, want)
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Errorf("returned %v, want nil", err)
+	}
+	if ran.Load() {
+		t.Error("the controllers ran without the lease")
+	}
+}
+
+// checkResult runs the check name of c and returns its error's text, "ok", or "absent".
+func checkResult(c *checks, name string) string {
+	c.mu.RLock()
+	check, ok := c.checks[name]
+	c.mu.RUnlock()
+	if !ok {
+		return "absent"
+	}
+	if err := check(); err != nil {
+		return err.Error()
+	}
+	return "ok"
 }

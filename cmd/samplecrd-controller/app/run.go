@@ -149,7 +149,7 @@ func RunWithConfig(ctx context.Context, o *Options, cfg *rest.Config) error {
 	// stops last.
 	broadcaster := record.NewBroadcaster(record.WithContext(life))
 	broadcaster.StartStructuredLogging(2)
-	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kubeClient.CoreV1().Events("")})
+	broadcaster.StartRecordingToSink(countingSink{&typedcorev1.EventSinkImpl{Interface: kubeClient.CoreV1().Events("")}})
 	defer broadcaster.Shutdown()
 	scheme := eventScheme()
 
@@ -208,6 +208,20 @@ func RunWithConfig(ctx context.Context, o *Options, cfg *rest.Config) error {
 	if err != nil {
 		return err
 	}
+	// Permissions are checked on every replica, standbys included, so that a denied one shows
+	// before the replica leads.
+	perms := newPermissionChecker(kubeClient.AuthorizationV1().SelfSubjectAccessReviews(), neededPermissions(o))
+	readyz.add("permissions", perms.ready)
+	permsCtx, stopPerms := context.WithCancel(life)
+	permsDone := make(chan struct{})
+	go func() {
+		defer close(permsDone)
+		perms.run(permsCtx)
+	}()
+	defer func() {
+		stopPerms()
+		<-permsDone
+	}()
 
 	informerCtx, stopInformers := context.WithCancel(life)
 	defer func() {
@@ -320,6 +334,13 @@ func runWithLeaderElection(ctx, life context.Context, o *Options, kubeClient kub
 	if err != nil {
 		return fmt.Errorf("creating the leader election lock: %w", err)
 	}
+	// A replica that cannot read, create or renew its Lease can never lead: not ready, and the
+	// check says why.
+	observed := &observedLock{Interface: lock}
+	lock = observed
+	if cc.checks != nil {
+		cc.checks.add(leaderElectionName, observed.lastError)
+	}
 	// client-go releases the lease (ReleaseOnCancel) also after a failed renewal, before the
 	// controllers have been told to stop: held refuses that release until they have returned, so
 	// that a lost lease is never handed over under controllers still writing; it expires instead.
@@ -414,16 +435,25 @@ func runWithLeaderElection(ctx, life context.Context, o *Options, kubeClient kub
 				return err
 			}
 		}
+		held := started || elector.IsLeader()
 		close(controllersStopped)
 		cancelLE()
 		<-electorDone
-		logger.Info("Released the leader lease")
+		if held {
+			logger.Info("Released the leader lease")
+		} else {
+			logger.Info("Stopped without having led", "lease", o.LeaderElection.Namespace+"/"+o.LeaderElection.Name, "lastError", observed.lastError())
+		}
 		return nil
 	case <-electorDone:
 		// The elector returns by itself only after it led and failed to renew: the controllers
 		// follow the leading context.
 		if err := <-controllersDone; err != nil {
 			return err
+		}
+		// Why: a renewal the API server refused (RBAC without update on leases) or did not answer.
+		if err := observed.lastError(); err != nil {
+			return fmt.Errorf("%w: %w", ErrLeaderLost, err)
 		}
 		return ErrLeaderLost
 	}

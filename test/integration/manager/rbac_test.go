@@ -2,87 +2,113 @@ package manager
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
-	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	samplecrdv1 "github.com/samplecrd/samplecrd-controller/pkg/apis/samplecrd/v1"
-	clientset "github.com/samplecrd/samplecrd-controller/pkg/generated/clientset/versioned"
 	"github.com/samplecrd/samplecrd-controller/test/integration/framework"
 )
 
-const serviceAccountUser = "system:serviceaccount:samplecrd-system:samplecrd-controller"
-
-// TestLeastPrivilegeRBAC applies config/rbac unchanged and runs every controller as its service
-// account: everything works, nothing is forbidden, and what the controllers never do is denied.
+// TestLeastPrivilegeRBAC runs every controller under config/rbac unchanged, as its service
+// account with a TokenRequest token: every controller works (the Network is programmed and Ready,
+// its deletion completes, an orphan goes, the pod-count label is set, events are recorded and
+// repeated, the Lease is held, podwatch and nodewatch print, including what they saw by watches),
+// the manager is ready and reports nothing missing, nothing is refused, and what the controllers
+// never do is denied. TestEveryGrantNecessary shows that each grant is needed.
 func TestLeastPrivilegeRBAC(t *testing.T) {
-	admin := env.KubeClient(t)
 	ctx := context.Background()
-	if _, err := admin.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "samplecrd-system"}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatal(err)
-	}
-	applyRBAC(t, admin)
+	node := ""
+	c := startPermCase(t, nil, "*", func(t *testing.T, c *permCase) {
+		node = "cp-" + c.ns
+		createNode(t, c.admin, node, map[string]string{"node-role.kubernetes.io/control-plane": ""})
+		createPods(t, c.admin, c.ns, "listed", 1)
+	}, "--podcount-event-mode=all", "--podcount-period=1s", "--orphan-sweep-interval=1s")
+	c.waitLeading(t)
+	orphan := c.writeOrphan(t)
 
-	ns := framework.CreateNamespace(t, admin)
-	db := framework.StartOVSDB(t)
-	createNode(t, admin, "rbac-control-plane", map[string]string{"node-role.kubernetes.io/control-plane": ""})
-	kubeconfig := env.KubeconfigFor(t, envtest.User{Name: serviceAccountUser})
-	m := framework.StartProcess(t, "manager", managerBin,
-		"--kubeconfig="+kubeconfig, "--logging-format=json",
-		"--metrics-bind-address=127.0.0.1:0", "--health-probe-bind-address=127.0.0.1:0",
-		"--leader-elect-resource-namespace=samplecrd-system", "--leader-elect-resource-name=rbac-test",
-		"--ovn-nb="+db.Endpoint(), "--cluster-name=rbac", "--podwatch-namespace="+ns)
-
-	client := clientset.NewForConfigOrDie(env.Config(t))
-	if _, err := client.SamplecrdV1().Networks(ns).Create(ctx, &samplecrdv1.Network{
-		ObjectMeta: metav1.ObjectMeta{Name: "rbac"},
-		Spec:       samplecrdv1.NetworkSpec{Cidr: "10.70.0.0/16", Gateway: "10.70.0.1"},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	createPods(t, admin, ns, "rbac", 1)
-	waitUntil(t, "the Network to be Ready", timeout, func() bool {
-		n, err := client.SamplecrdV1().Networks(ns).Get(ctx, "rbac", metav1.GetOptions{})
-		return err == nil && len(n.Status.Conditions) > 0 && n.Status.Conditions[0].Status == metav1.ConditionTrue
+	c.createNetwork(t, "rbac", "10.70.0.0/16", "10.70.0.1")
+	waitUntil(t, "the Network to be Ready and programmed", timeout, func() bool {
+		n := c.network(t, "rbac")
+		return ready(n) && framework.CheckProgrammed(c.db.Dump(t), c.ns, n).OK()
 	})
+	waitUntil(t, "a Synced event on the Network", timeout, func() bool {
+		return len(eventsWith(t, c.ns, "Synced", "rbac")) > 0
+	})
+	waitUntil(t, "the orphan to be removed", timeout, func() bool { return c.rowsOf(t, orphan) == 0 })
+	uid := c.network(t, "rbac").UID
+	if err := c.client.SamplecrdV1().Networks(c.ns).Delete(ctx, "rbac", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the Network's deletion to complete", timeout, func() bool {
+		_, err := c.client.SamplecrdV1().Networks(c.ns).Get(ctx, "rbac", metav1.GetOptions{})
+		return err != nil && c.rowsOf(t, uid) == 0
+	})
+
 	waitUntil(t, "the pod count label", timeout, func() bool {
-		l, _ := nodeLabel(t, admin, "rbac-control-plane", labelKey)
+		l, _ := nodeLabel(t, c.admin, node, c.labelKey)
 		return l != ""
 	})
-	m.WaitForOutput(t, "Sync/Add/Update for Pod rbac-0\n", timeout)
-	m.WaitForOutput(t, "nodelist:", timeout)
-	waitUntil(t, "a Synced event on the Network", timeout, func() bool {
-		return len(eventsWith(t, ns, "Synced", "rbac")) > 0
+	waitUntil(t, "a repeated event (a patch) on the listed pod", timeout, func() bool {
+		for _, e := range eventsOn(t, c.admin, c.ns, "listed-0") {
+			if e.Count >= 2 {
+				return true
+			}
+		}
+		return false
 	})
-	if strings.Contains(strings.ToLower(m.Stderr()), "forbidden") {
-		t.Errorf("the manager was refused something:\n%s", grepLines(m.Stderr(), "forbidden"))
+	lease, err := c.admin.CoordinationV1().Leases(c.ns).Get(ctx, "samplecrd-controller", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, _ := c.m.LogEntries("Waiting to become the leader")[0]["identity"].(string); lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity != id {
+		t.Errorf("the Lease is held by %v, want %q", lease.Spec.HolderIdentity, id)
+	}
+	waitUntil(t, "the leadership event on the Lease", timeout, func() bool {
+		return len(eventsOn(t, c.admin, c.ns, "samplecrd-controller")) > 0
+	})
+
+	// podwatch and nodewatch: what they listed, and what came by their watches.
+	c.m.WaitForOutput(t, "Sync/Add/Update for Pod listed-0\n", timeout)
+	c.m.WaitForOutput(t, "nodelist:", timeout)
+	createPods(t, c.admin, c.ns, "watched", 1)
+	createNode(t, c.admin, "watched-"+c.ns, nil)
+	c.m.WaitForOutput(t, "Sync/Add/Update for Pod watched-0\n", timeout)
+	c.m.WaitForOutput(t, "add a node: watched-"+c.ns+"\n", timeout)
+
+	code, body := c.readyz(t)
+	if code != 200 || !strings.Contains(body, "[+]permissions ok") || !strings.Contains(body, "[+]leader-election ok") {
+		t.Errorf("/readyz answered %d:\n%s", code, body)
+	}
+	if v := metricValue(t, c.metrics, "samplecrd_missing_permissions", nil); v != 0 {
+		t.Errorf("samplecrd_missing_permissions sums to %v, want 0", v)
+	}
+	if v := metricValue(t, c.metrics, "samplecrd_events_failed_total", nil); v > 0 {
+		t.Errorf("samplecrd_events_failed_total is %v, want none", v)
+	}
+	if strings.Contains(strings.ToLower(c.m.Stderr()), "forbidden") {
+		t.Errorf("the manager was refused something:\n%s", grepLines(c.m.Stderr(), "forbidden"))
 	}
 
 	// What the controllers never do, the service account may not do.
 	for _, attr := range []authorizationv1.ResourceAttributes{
+		{Verb: "get", Resource: "nodes"},
 		{Verb: "delete", Resource: "nodes"},
 		{Verb: "update", Resource: "nodes"},
-		{Verb: "get", Resource: "secrets", Namespace: ns},
-		{Verb: "create", Resource: "pods", Namespace: ns},
-		{Verb: "get", Resource: "pods", Namespace: ns},
-		{Verb: "delete", Group: "samplecrd.k8s.io", Resource: "networks", Namespace: ns},
-		{Verb: "create", Group: "samplecrd.k8s.io", Resource: "networks", Namespace: ns},
-		{Verb: "update", Group: "samplecrd.k8s.io", Resource: "networks", Namespace: ns},
+		{Verb: "update", Resource: "events", Namespace: c.ns},
+		{Verb: "create", Group: "events.k8s.io", Resource: "events", Namespace: c.ns},
+		{Verb: "get", Resource: "secrets", Namespace: c.ns},
+		{Verb: "create", Resource: "pods", Namespace: c.ns},
+		{Verb: "get", Resource: "pods", Namespace: c.ns},
+		{Verb: "delete", Group: "samplecrd.k8s.io", Resource: "networks", Namespace: c.ns},
+		{Verb: "create", Group: "samplecrd.k8s.io", Resource: "networks", Namespace: c.ns},
+		{Verb: "update", Group: "samplecrd.k8s.io", Resource: "networks", Namespace: c.ns},
 		{Verb: "update", Group: "coordination.k8s.io", Resource: "leases", Namespace: "kube-system"},
+		{Verb: "delete", Group: "coordination.k8s.io", Resource: "leases", Namespace: c.ns},
 	} {
-		review, err := admin.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{
-			Spec: authorizationv1.SubjectAccessReviewSpec{User: serviceAccountUser, ResourceAttributes: &attr},
+		review, err := c.admin.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{
+			Spec: authorizationv1.SubjectAccessReviewSpec{User: c.user, ResourceAttributes: &attr},
 		}, metav1.CreateOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -92,56 +118,6 @@ func TestLeastPrivilegeRBAC(t *testing.T) {
 		}
 	}
 }
-
-// applyRBAC creates every object of config/rbac, as kubectl apply -k would.
-func applyRBAC(t *testing.T, client kubernetes.Interface) {
-	t.Helper()
-	ctx := context.Background()
-	files, err := filepath.Glob(filepath.Join(framework.RepoRoot(), "config", "rbac", "*.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, file := range files {
-		if filepath.Base(file) == "kustomization.yaml" {
-			continue
-		}
-		raw, err := os.ReadFile(file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		obj, _, err := scheme.Codecs.UniversalDeserializer().Decode(raw, nil, nil)
-		if err != nil {
-			t.Fatalf("%s: %v", file, err)
-		}
-		if err := create(ctx, client, obj); err != nil && !apierrors.IsAlreadyExists(err) {
-			t.Fatalf("%s: %v", file, err)
-		}
-	}
-}
-
-func create(ctx context.Context, client kubernetes.Interface, obj runtime.Object) error {
-	var err error
-	switch o := obj.(type) {
-	case *corev1.ServiceAccount:
-		_, err = client.CoreV1().ServiceAccounts(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
-	case *rbacv1.ClusterRole:
-		_, err = client.RbacV1().ClusterRoles().Create(ctx, o, metav1.CreateOptions{})
-	case *rbacv1.ClusterRoleBinding:
-		_, err = client.RbacV1().ClusterRoleBindings().Create(ctx, o, metav1.CreateOptions{})
-	case *rbacv1.Role:
-		_, err = client.RbacV1().Roles(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
-	case *rbacv1.RoleBinding:
-		_, err = client.RbacV1().RoleBindings(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
-	default:
-		t := obj.GetObjectKind().GroupVersionKind()
-		return &unexpectedKind{t.String()}
-	}
-	return err
-}
-
-type unexpectedKind struct{ kind string }
-
-func (u *unexpectedKind) Error() string { return "config/rbac holds an unexpected kind " + u.kind }
 
 func grepLines(s, substr string) string {
 	var out []string
