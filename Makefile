@@ -40,6 +40,13 @@ local-down: ## Stop what local-up started and wait until every process is gone.
 generate: ## Regenerate deepcopy, clientset, informers, listers, apply configurations and the CRD.
 	hack/update-codegen.sh
 
+# The manager's image in the rendered manifests, e.g. IMG=registry.example.com/samplecrd-controller:v0.1.0.
+IMG ?= samplecrd-controller:latest
+
+.PHONY: manifests
+manifests: ## Render config/default with the image IMG into dist/install.yaml.
+	$(GO) run ./hack/manifests --image '$(IMG)' --output dist/install.yaml config/default
+
 .PHONY: tools
 tools: ## Build the test control plane (kube-apiserver, etcd) and kubectl when missing or stale; install ovsdb-server when missing.
 	hack/build-control-plane.sh
