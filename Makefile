@@ -44,8 +44,9 @@ generate: ## Regenerate deepcopy, clientset, informers, listers, apply configura
 IMG ?= samplecrd-controller:latest
 
 .PHONY: manifests
-manifests: ## Render config/default with the image IMG into dist/install.yaml.
+manifests: ## Render config/default with the image IMG into dist/install.yaml, and config/prometheus and config/grafana into dist/monitoring.yaml.
 	$(GO) run ./hack/manifests --image '$(IMG)' --output dist/install.yaml config/default
+	$(GO) run ./hack/manifests --output dist/monitoring.yaml config/prometheus config/grafana
 
 .PHONY: tools
 tools: ## Build the test control plane (kube-apiserver, etcd) and kubectl when missing or stale; install ovsdb-server when missing.
