@@ -34,7 +34,7 @@ STATIC_OUT ?= bin/static/samplecrd-controller
 # The image and the archive of make image-archive. IMG is what containerd (kind, ctr) makes of the
 # Deployment's image samplecrd-controller:latest; podman would store that short name as
 # localhost/samplecrd-controller, which a cluster does not find. The image's creation time is the
-# commit's, not the build's.
+# commit's, not the build's. make manifests renders the Deployment with IMG too.
 IMG ?= docker.io/library/samplecrd-controller:latest
 IMAGE_ARCHIVE ?= bin/samplecrd-controller-image.tar
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
@@ -75,6 +75,12 @@ local-down: ## Stop what local-up started and wait until every process is gone.
 .PHONY: generate
 generate: ## Regenerate deepcopy, clientset, informers, listers, apply configurations and the CRD.
 	hack/update-codegen.sh
+
+# make manifests sets the manager's image to IMG (above), e.g. IMG=registry.example.com/samplecrd-controller:v0.1.0.
+.PHONY: manifests
+manifests: ## Render config/default with the image IMG into dist/install.yaml, and config/prometheus and config/grafana into dist/monitoring.yaml.
+	$(GO) run ./hack/manifests --image '$(IMG)' --output dist/install.yaml config/default
+	$(GO) run ./hack/manifests --output dist/monitoring.yaml config/prometheus config/grafana
 
 .PHONY: tools
 tools: ## Build the test control plane (kube-apiserver, etcd) and kubectl when missing or stale; install ovsdb-server and podman when missing.
