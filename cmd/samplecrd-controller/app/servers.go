@@ -90,11 +90,11 @@ type serverTLS struct {
 // disabled reports whether a server address turns the server off.
 func disabled(addr string) bool { return addr == "" || addr == "0" }
 
-// serve listens on addr (nothing when it is "0" or empty) and serves handler, over HTTPS when tls
+// serve listens on addr (nothing when it is "0" or empty) and serves handler, over HTTPS when https
 // is not nil, until stop. A server that cannot listen is an error; one that stops serving by
 // itself calls fail with an error naming its address, so that the manager stops instead of
 // running on without it.
-func serve(ctx context.Context, name, addr string, handler http.Handler, tls *serverTLS, fail func(error)) (*server, error) {
+func serve(ctx context.Context, name, addr string, handler http.Handler, https *serverTLS, fail func(error)) (*server, error) {
 	if disabled(addr) {
 		return nil, nil
 	}
@@ -102,21 +102,27 @@ func serve(ctx context.Context, name, addr string, handler http.Handler, tls *se
 	if err != nil {
 		return nil, fmt.Errorf("%s server: listening on %s: %w", name, addr, err)
 	}
-	s := &server{srv: &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}, done: make(chan struct{})}
+	s := &server{srv: &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		// Failed TLS handshakes (a port scan, a client that does not trust the certificate) are
+		// logged as the rest of the log, not as bare lines on standard error.
+		ErrorLog: klog.NewStandardLogger("WARNING"),
+	}, done: make(chan struct{})}
 	scheme := "http"
-	if tls != nil {
+	if https != nil {
 		scheme = "https"
-		s.srv.TLSConfig = tls.config
+		s.srv.TLSConfig = https.config
 		s.srv.Protocols = new(http.Protocols)
 		s.srv.Protocols.SetHTTP1(true)
-		s.srv.Protocols.SetHTTP2(tls.http2)
+		s.srv.Protocols.SetHTTP2(https.http2)
 	}
 	bound := ln.Addr().String()
 	s.addr = bound
 	go func() {
 		defer close(s.done)
 		var err error
-		if tls != nil {
+		if https != nil {
 			// The certificate comes from TLSConfig, not from files.
 			err = s.srv.ServeTLS(ln, "", "")
 		} else {
