@@ -322,7 +322,7 @@ func (b *bench) profile(name string, d time.Duration) <-chan struct{} {
 
 // savePprof fetches /debug/pprof/<what> of the manager into the results directory.
 func (b *bench) savePprof(m *manager, name, what string) {
-	resp, err := http.Get("http://" + m.metrics + "/debug/pprof/" + what)
+	resp, err := m.scraper.Do("https://" + m.metrics + "/debug/pprof/" + what)
 	if err != nil {
 		logf("profiling the manager: %v", err)
 		return

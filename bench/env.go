@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"github.com/samplecrd/samplecrd-controller/internal/sbin"
@@ -33,6 +34,9 @@ type env struct {
 	kubeconfig string
 	ovsdb      *testenv.OVSDB
 	managerBin string
+	// scraper reads the managers' metrics and profiles, as a service account bound to the
+	// shipped metrics and pprof reader roles.
+	scraper *scrape.Client
 }
 
 func startEnv(ctx context.Context, root string) (*env, error) {
@@ -57,6 +61,9 @@ func startEnv(ctx context.Context, root string) (*env, error) {
 	if err := os.WriteFile(e.kubeconfig, e.cp.AdminKubeconfig(), 0o600); err != nil {
 		return e, err
 	}
+	if e.scraper, err = newScraper(ctx, e.cfg, root); err != nil {
+		return e, err
+	}
 	if e.ovsdb, err = testenv.NewOVSDB(filepath.Join(dir, "ovn"), nil); err != nil {
 		return e, fmt.Errorf("%w (make tools installs OVN)", err)
 	}
@@ -64,6 +71,27 @@ func startEnv(ctx context.Context, root string) (*env, error) {
 		return e, err
 	}
 	return e, e.ovsdb.Start(ctx)
+}
+
+// newScraper applies the shipped reader roles and returns a client with a token of a service
+// account bound to them: the managers serve metrics and pprof as in a cluster, over HTTPS to
+// authorized clients.
+func newScraper(ctx context.Context, cfg *rest.Config, root string) (*scrape.Client, error) {
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	dir := testenv.RBACDir(root)
+	if err := testenv.ApplyClusterRoles(ctx, client, filepath.Join(dir, "metrics_reader_role.yaml"), filepath.Join(dir, "pprof_reader_role.yaml")); err != nil {
+		return nil, err
+	}
+	// Longer than any run: the token is read once.
+	token, err := testenv.ServiceAccountToken(ctx, client, "samplecrd-bench", "scraper", 24*time.Hour,
+		"samplecrd-controller-metrics-reader", "samplecrd-controller-pprof-reader")
+	if err != nil {
+		return nil, err
+	}
+	return scrape.NewClient(token), nil
 }
 
 func (e *env) stop() {
@@ -136,6 +164,8 @@ type manager struct {
 
 	metrics string // address of /metrics
 	probes  string // address of /healthz and /readyz
+	// scraper reads /metrics and /debug/pprof/.
+	scraper *scrape.Client
 }
 
 // keptMessages are the log messages the bench reads back; every other line is only counted, since
@@ -154,7 +184,7 @@ func (e *env) startManager(ctx context.Context, name string, args ...string) (*m
 		"--metrics-bind-address=127.0.0.1:0", "--health-probe-bind-address=127.0.0.1:0",
 		"--ovn-nb=" + e.ovsdb.Endpoint(), "--cluster-name=bench",
 	}
-	m := &manager{name: name, cmd: exec.Command(e.managerBin, append(base, args...)...), done: make(chan struct{}), counts: map[string]int{}}
+	m := &manager{name: name, cmd: exec.Command(e.managerBin, append(base, args...)...), done: make(chan struct{}), counts: map[string]int{}, scraper: e.scraper}
 	m.cmd.Stdout = io.Discard
 	stderr, err := m.cmd.StderrPipe()
 	if err != nil {
@@ -323,7 +353,7 @@ func (m *manager) ready() bool {
 
 // scrape reads the manager's /metrics.
 func (m *manager) scrape() (metricSet, error) {
-	return scrape.Get("http://" + m.metrics + "/metrics")
+	return m.scraper.Get("https://" + m.metrics + "/metrics")
 }
 
 // errManagerExited is returned by waits when the manager they wait on has exited.

@@ -129,6 +129,9 @@ func cmdRun(dir string, managerArgs []string) int {
 		"--kubeconfig", env.Kubeconfig(),
 		"--ovn-nb", env.OVNNorthbound(),
 		"--metrics-bind-address", metricsAddr,
+		// Plain HTTP on loopback, so that the metrics URL below works as printed, with curl or a
+		// browser; in a cluster they are served over HTTPS to authorized clients only.
+		"--metrics-secure=false",
 		"--health-probe-bind-address", probeAddr,
 		// Verbosity 2 logs each change the controllers make and each event they record.
 		"-v=2",

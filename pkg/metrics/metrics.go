@@ -119,6 +119,14 @@ func Register() {
 			RateLimiterLatency: latencyAdapter{restRateLimiterLatency},
 			RequestResult:      resultAdapter{restRequests},
 		})
+		// clientmetrics.Register takes effect once per process, and controller-runtime's metrics
+		// package (imported by its metrics filters and certwatcher, which the metrics server
+		// uses) calls it from an init function, into a registry nobody serves. The hooks are
+		// package variables: setting them again keeps the REST client metrics in Registry. No
+		// REST client exists yet, so nothing reads them concurrently.
+		clientmetrics.RequestLatency = latencyAdapter{restRequestLatency}
+		clientmetrics.RateLimiterLatency = latencyAdapter{restRateLimiterLatency}
+		clientmetrics.RequestResult = resultAdapter{restRequests}
 	})
 }
 

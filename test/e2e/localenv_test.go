@@ -26,6 +26,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/samplecrd/samplecrd-controller/internal/scrape"
 	"github.com/samplecrd/samplecrd-controller/internal/syncbuf"
 	"github.com/samplecrd/samplecrd-controller/internal/testenv"
 	samplecrdv1 "github.com/samplecrd/samplecrd-controller/pkg/apis/samplecrd/v1"
@@ -436,6 +437,7 @@ func TestMakeRun(t *testing.T) {
 		return err == nil, fmt.Sprint(err)
 	})
 	checkSystemWorks(t, dir)
+	checkPrintedMetrics(t, m.output.String())
 	procs := readPids(t, dir)
 	checkRecorded(t, procs, "localenv", "etcd", "kube-apiserver", "ovsdb-server", "samplecrd-controller")
 
@@ -445,6 +447,24 @@ func TestMakeRun(t *testing.T) {
 		t.Errorf("make run did not say that it stopped everything; its output ends with:\n%s", lastLines(out, 20))
 	}
 	checkNothingLeft(t, dir, procs)
+}
+
+// checkPrintedMetrics reads the metrics URL that make run printed, as its user would with curl:
+// the manager's metrics, over plain HTTP on loopback, without a token.
+func checkPrintedMetrics(t *testing.T, output string) {
+	t.Helper()
+	_, rest, ok := strings.Cut(output, "metrics, probes: ")
+	url, _, _ := strings.Cut(rest, ",")
+	if !ok || !strings.HasPrefix(url, "http://127.0.0.1:") {
+		t.Fatalf("make run printed no loopback metrics URL:\n%s", lastLines(output, 40))
+	}
+	samples, err := scrape.Get(url)
+	if err != nil {
+		t.Fatalf("the printed metrics URL: %v", err)
+	}
+	if len(samples.Matching("samplecrd_leader", nil)) == 0 {
+		t.Errorf("%s has no samplecrd_leader", url)
+	}
 }
 
 // TestMakeRunWithoutOutput runs make run with its output through a pipe, as in

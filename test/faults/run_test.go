@@ -234,6 +234,8 @@ func (r *run) managerArgs() []string {
 		"--kubeconfig=" + r.kubeconfig,
 		"--logging-format=json",
 		"--metrics-bind-address=127.0.0.1:0",
+		// Plain HTTP: the scenarios poll every replica's samplecrd_leader.
+		"--metrics-secure=false",
 		"--health-probe-bind-address=127.0.0.1:0",
 		"--controllers=network",
 		"--ovn-nb=" + r.db.Endpoint(),

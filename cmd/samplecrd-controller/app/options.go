@@ -38,9 +38,12 @@ type Options struct {
 
 	// MetricsBindAddress is where /metrics is served; "0" disables it.
 	MetricsBindAddress string
+	// Metrics configures how the metrics server serves: HTTPS with authentication and
+	// authorization, or plain HTTP.
+	Metrics MetricsServingOptions
 	// HealthProbeBindAddress is where /healthz and /readyz are served; "0" disables them.
 	HealthProbeBindAddress string
-	// EnablePprof serves net/http/pprof on the metrics address.
+	// EnablePprof serves net/http/pprof on the metrics address, to authorized clients only.
 	EnablePprof bool
 	// ShutdownTimeout bounds how long a graceful stop waits for the controllers.
 	ShutdownTimeout time.Duration
@@ -82,6 +85,22 @@ type LeaderElectionOptions struct {
 	RetryPeriod time.Duration
 }
 
+// MetricsServingOptions configure the metrics server.
+type MetricsServingOptions struct {
+	// Secure serves HTTPS, and only to clients that the API server authenticates (TokenReview)
+	// and authorizes (SubjectAccessReview on the request's path). False serves plain HTTP to
+	// anyone, for use on one machine.
+	Secure bool
+	// CertDir holds the serving certificate and key, re-read when they change; empty serves a
+	// self-signed certificate generated at start-up.
+	CertDir string
+	// CertName and CertKey are the certificate's and the key's file names in CertDir.
+	CertName, CertKey string
+	// EnableHTTP2 serves HTTP/2 besides HTTP/1.1. Off by default: HTTP/2's rapid reset
+	// (CVE-2023-44487) and stream multiplexing buy a metrics endpoint nothing.
+	EnableHTTP2 bool
+}
+
 // PodCountOptions configure the podcount controller.
 type PodCountOptions struct {
 	// LabelKey is the node label that holds the pod count.
@@ -109,8 +128,14 @@ func NewOptions() *Options {
 			// one Lease write every half second by the leader.
 			RetryPeriod: 500 * time.Millisecond,
 		},
-		MetricsBindAddress:     ":8080",
-		HealthProbeBindAddress: ":8081",
+		// Loopback unless told otherwise: the Deployment binds every interface explicitly.
+		MetricsBindAddress: "127.0.0.1:8443",
+		Metrics: MetricsServingOptions{
+			Secure:   true,
+			CertName: "tls.crt",
+			CertKey:  "tls.key",
+		},
+		HealthProbeBindAddress: "127.0.0.1:8081",
 		ShutdownTimeout:        30 * time.Second,
 		ClusterName:            "kubernetes",
 		NetworkWorkers:         32,
@@ -144,9 +169,14 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&le.RenewDeadline, "leader-elect-renew-deadline", le.RenewDeadline, "How long the leader tries to renew before it stops leading; less than the lease duration.")
 	fs.DurationVar(&le.RetryPeriod, "leader-elect-retry-period", le.RetryPeriod, "Interval between attempts to acquire or renew the Lease.")
 
-	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "Address of the /metrics endpoint; '0' disables it.")
-	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "Address of the /healthz and /readyz endpoints; '0' disables them.")
-	fs.BoolVar(&o.EnablePprof, "enable-pprof", o.EnablePprof, "Serve /debug/pprof/ on the metrics address.")
+	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "Address of the /metrics endpoint, e.g. ':8443' for every interface; '0' disables it.")
+	fs.BoolVar(&o.Metrics.Secure, "metrics-secure", o.Metrics.Secure, "Serve metrics over HTTPS to clients the API server authenticates and authorizes (get on the non-resource URL of the path). False serves plain HTTP to anyone: only for use on one machine.")
+	fs.StringVar(&o.Metrics.CertDir, "metrics-cert-dir", o.Metrics.CertDir, "Directory of the metrics server's certificate and key, re-read when they change; a self-signed certificate generated at start-up when empty.")
+	fs.StringVar(&o.Metrics.CertName, "metrics-cert-name", o.Metrics.CertName, "File name of the metrics server's certificate in --metrics-cert-dir.")
+	fs.StringVar(&o.Metrics.CertKey, "metrics-cert-key", o.Metrics.CertKey, "File name of the metrics server's private key in --metrics-cert-dir.")
+	fs.BoolVar(&o.Metrics.EnableHTTP2, "enable-http2", o.Metrics.EnableHTTP2, "Serve HTTP/2 on the metrics server besides HTTP/1.1; off because of HTTP/2 rapid reset (CVE-2023-44487).")
+	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "Address of the /healthz and /readyz endpoints (plain HTTP, no authentication), e.g. ':8081' for every interface; '0' disables them.")
+	fs.BoolVar(&o.EnablePprof, "enable-pprof", o.EnablePprof, "Serve /debug/pprof/ on the metrics server, to clients authorized for its path (needs --metrics-secure).")
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", o.ShutdownTimeout, "How long, after the first SIGINT or SIGTERM, the controllers may take to finish the items in hand; then their requests are cancelled and the lease released. A second signal exits at once.")
 
 	fs.StringVar(&o.OVNNorthbound, "ovn-nb", o.OVNNorthbound, "Address of the OVN northbound database (unix:PATH, tcp:HOST:PORT or ssl:HOST:PORT); required by the network controller.")
@@ -197,6 +227,21 @@ func (o *Options) Validate() error {
 	}
 	if le := o.LeaderElection; le.Enabled && !(le.RetryPeriod > 0 && le.RetryPeriod < le.RenewDeadline && le.RenewDeadline < le.LeaseDuration) {
 		errs = append(errs, fmt.Errorf("leader election needs 0 < retry period (%v) < renew deadline (%v) < lease duration (%v)", le.RetryPeriod, le.RenewDeadline, le.LeaseDuration))
+	}
+	if m := o.Metrics; !m.Secure {
+		// Plain HTTP has no authentication: pprof (the command line, heap contents) is never
+		// served that way, and certificate flags that would be ignored are refused.
+		if o.EnablePprof {
+			errs = append(errs, errors.New("--enable-pprof needs --metrics-secure: pprof is served only to authorized clients"))
+		}
+		if m.CertDir != "" {
+			errs = append(errs, errors.New("--metrics-cert-dir needs --metrics-secure"))
+		}
+		if m.EnableHTTP2 {
+			errs = append(errs, errors.New("--enable-http2 needs --metrics-secure"))
+		}
+	} else if m.CertDir != "" && (m.CertName == "" || m.CertKey == "") {
+		errs = append(errs, errors.New("--metrics-cert-name and --metrics-cert-key must not be empty with --metrics-cert-dir"))
 	}
 	switch o.PodCount.EventMode {
 	case "all", "changed", "none":

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"net"
 	"strings"
 	"testing"
 
@@ -65,6 +66,14 @@ func TestValidate(t *testing.T) {
 			wantErr: []string{"leader election needs 0 < retry period"}},
 		{name: "leader election timings do not matter without it", args: []string{"--controllers=podcount", "--leader-elect=false", "--leader-elect-renew-deadline=20s"}},
 		{name: "client rate", args: []string{"--controllers=podcount", "--kube-api-qps=0"}, wantErr: []string{"--kube-api-qps and --kube-api-burst must be positive"}},
+		{name: "pprof on plain HTTP", args: []string{"--controllers=podcount", "--metrics-secure=false", "--enable-pprof"},
+			wantErr: []string{"--enable-pprof needs --metrics-secure"}},
+		{name: "certificate flags on plain HTTP", args: []string{"--controllers=podcount", "--metrics-secure=false", "--metrics-cert-dir=/certs", "--enable-http2"},
+			wantErr: []string{"--metrics-cert-dir needs --metrics-secure", "--enable-http2 needs --metrics-secure"}},
+		{name: "plain HTTP alone", args: []string{"--controllers=podcount", "--metrics-secure=false"}},
+		{name: "empty certificate name", args: []string{"--controllers=podcount", "--metrics-cert-dir=/certs", "--metrics-cert-name="},
+			wantErr: []string{"--metrics-cert-name and --metrics-cert-key must not be empty"}},
+		{name: "pprof behind authentication", args: []string{"--controllers=podcount", "--enable-pprof", "--metrics-cert-dir=/certs"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -124,5 +133,27 @@ func TestNetworkWorkersFlag(t *testing.T) {
 	}
 	if usage := fs.FlagUsages(); strings.Contains(usage, "--workers ") {
 		t.Errorf("the help still offers --workers:\n%s", usage)
+	}
+}
+
+// TestServerDefaults checks that, unless told otherwise, the servers listen on loopback only and
+// metrics are served over HTTPS to authorized clients, without pprof or HTTP/2.
+func TestServerDefaults(t *testing.T) {
+	o := NewOptions()
+	for flag, addr := range map[string]string{"--metrics-bind-address": o.MetricsBindAddress, "--health-probe-bind-address": o.HealthProbeBindAddress} {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			t.Fatalf("%s default %q: %v", flag, addr, err)
+		}
+		if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+			t.Errorf("%s defaults to %q, want a loopback address", flag, addr)
+		}
+	}
+	want := MetricsServingOptions{Secure: true, CertName: "tls.crt", CertKey: "tls.key"}
+	if diff := cmp.Diff(want, o.Metrics); diff != "" {
+		t.Errorf("metrics serving defaults (-want +got):\n%s", diff)
+	}
+	if o.EnablePprof {
+		t.Error("pprof is served by default")
 	}
 }

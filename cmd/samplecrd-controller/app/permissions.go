@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -76,6 +77,9 @@ func listWatch(group, resource, namespace string) []permission {
 // leaderElectionName is the name under which the leader election's permissions are reported.
 const leaderElectionName = "leader-election"
 
+// metricsServerName is the name under which the secure metrics server's permissions are reported.
+const metricsServerName = "metrics-server"
+
 // managerPermissions are what the manager itself needs besides its controllers, by the name they
 // are reported under. A server or feature of the manager that sends requests to the API server
 // adds its own entry here, when it is enabled (an authenticated metrics server's create on
@@ -92,6 +96,14 @@ func managerPermissions(o *Options) map[string][]permission {
 			lease("get", le.Name), lease("create", ""), lease("update", le.Name),
 			// The leadership events, and the manager's own (backend outages), are on the Lease.
 		}, eventPermissions(le.Namespace)...)
+	}
+	if o.MetricsBindAddress != "" && o.MetricsBindAddress != "0" && o.Metrics.Secure {
+		// Every scrape's bearer token is checked with a TokenReview, and its access to the path
+		// with a SubjectAccessReview (controller-runtime's metrics filter).
+		out[metricsServerName] = []permission{
+			{verb: "create", group: authenticationv1.GroupName, resource: "tokenreviews"},
+			{verb: "create", group: authorizationv1.GroupName, resource: "subjectaccessreviews"},
+		}
 	}
 	return out
 }

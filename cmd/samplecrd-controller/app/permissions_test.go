@@ -151,8 +151,20 @@ func TestNeededPermissions(t *testing.T) {
 		"podcount-controller: patch events cluster-wide",
 		"podwatch-controller: list pods in namespace watched",
 		"podwatch-controller: watch pods in namespace watched",
+		"metrics-server: create tokenreviews.authentication.k8s.io cluster-wide",
+		"metrics-server: create subjectaccessreviews.authorization.k8s.io cluster-wide",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("neededPermissions (-want +got):\n%s", diff)
+	}
+
+	// Plain HTTP metrics, or none, review nothing.
+	for _, change := range []func(){func() { o.Metrics.Secure = false }, func() { o.Metrics.Secure = true; o.MetricsBindAddress = "0" }} {
+		change()
+		for _, n := range neededPermissions(o) {
+			if n.owner == metricsServerName {
+				t.Errorf("metrics secure %v on %q: the metrics server needs %s", o.Metrics.Secure, o.MetricsBindAddress, n.permission)
+			}
+		}
 	}
 }

@@ -162,14 +162,19 @@ func RunWithConfig(ctx context.Context, o *Options, cfg *rest.Config) error {
 			s.stop()
 		}
 	}()
+	metricsHandler, metricsTLS, err := metricsServer(life, o, cfg)
+	if err != nil {
+		return err
+	}
 	for _, s := range []struct {
 		name, addr string
 		handler    http.Handler
+		tls        *serverTLS
 	}{
-		{"metrics", o.MetricsBindAddress, metricsHandler(o.EnablePprof)},
-		{"health probes", o.HealthProbeBindAddress, probeHandler(healthz, readyz)},
+		{"metrics", o.MetricsBindAddress, metricsHandler, metricsTLS},
+		{"health probes", o.HealthProbeBindAddress, probeHandler(healthz, readyz), nil},
 	} {
-		srv, err := serve(life, s.name, s.addr, s.handler, stopWith)
+		srv, err := serve(life, s.name, s.addr, s.handler, s.tls, stopWith)
 		if err != nil {
 			return err
 		}

@@ -2,18 +2,25 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"k8s.io/client-go/rest"
+	certutil "k8s.io/client-go/util/cert"
 	"k8s.io/klog/v2"
+	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 
 	"github.com/samplecrd/samplecrd-controller/pkg/metrics"
 )
@@ -66,30 +73,66 @@ func (c *checks) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 
 // server is one HTTP server of the manager.
 type server struct {
-	srv  *http.Server
+	srv *http.Server
+	// addr is the address it listens on.
+	addr string
 	done chan struct{}
 }
 
-// serve listens on addr (nothing when it is "0" or empty) and serves handler, until stop. A server
-// that cannot listen is an error; one that stops serving by itself calls fail with an error
-// naming its address, so that the manager stops instead of running on without it.
-func serve(ctx context.Context, name, addr string, handler http.Handler, fail func(error)) (*server, error) {
-	if addr == "" || addr == "0" {
+// serverTLS is how a server serves HTTPS.
+type serverTLS struct {
+	// config holds the certificate (or GetCertificate) and the minimum version.
+	config *tls.Config
+	// http2 serves HTTP/2 besides HTTP/1.1.
+	http2 bool
+}
+
+// disabled reports whether a server address turns the server off.
+func disabled(addr string) bool { return addr == "" || addr == "0" }
+
+// serve listens on addr (nothing when it is "0" or empty) and serves handler, over HTTPS when https
+// is not nil, until stop. A server that cannot listen is an error; one that stops serving by
+// itself calls fail with an error naming its address, so that the manager stops instead of
+// running on without it.
+func serve(ctx context.Context, name, addr string, handler http.Handler, https *serverTLS, fail func(error)) (*server, error) {
+	if disabled(addr) {
 		return nil, nil
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("%s server: listening on %s: %w", name, addr, err)
 	}
-	s := &server{srv: &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}, done: make(chan struct{})}
+	s := &server{srv: &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		// Failed TLS handshakes (a port scan, a client that does not trust the certificate) are
+		// logged as the rest of the log, not as bare lines on standard error.
+		ErrorLog: klog.NewStandardLogger("WARNING"),
+	}, done: make(chan struct{})}
+	scheme := "http"
+	if https != nil {
+		scheme = "https"
+		s.srv.TLSConfig = https.config
+		s.srv.Protocols = new(http.Protocols)
+		s.srv.Protocols.SetHTTP1(true)
+		s.srv.Protocols.SetHTTP2(https.http2)
+	}
 	bound := ln.Addr().String()
+	s.addr = bound
 	go func() {
 		defer close(s.done)
-		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		var err error
+		if https != nil {
+			// The certificate comes from TLSConfig, not from files.
+			err = s.srv.ServeTLS(ln, "", "")
+		} else {
+			err = s.srv.Serve(ln)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			fail(fmt.Errorf("%s server on %s: %w", name, bound, err))
 		}
 	}()
-	klog.FromContext(ctx).Info("Serving", "server", name, "address", bound)
+	klog.FromContext(ctx).Info("Serving", "server", name, "address", bound, "scheme", scheme)
 	return s, nil
 }
 
@@ -99,6 +142,73 @@ func (s *server) stop() {
 	defer cancel()
 	_ = s.srv.Shutdown(ctx)
 	<-s.done
+}
+
+// metricsServer returns the metrics server's handler and, with --metrics-secure, its TLS: every
+// request is authenticated with a TokenReview and authorized with a SubjectAccessReview for the
+// verb (get) on the request's path as a non-resource URL, by the API server cfg names, with
+// controller-runtime's filter. The certificate is re-read from --metrics-cert-dir when it changes
+// (until ctx ends), or generated at start-up. Nothing is built for a disabled server.
+func metricsServer(ctx context.Context, o *Options, cfg *rest.Config) (http.Handler, *serverTLS, error) {
+	if disabled(o.MetricsBindAddress) {
+		return nil, nil, nil
+	}
+	logger := klog.LoggerWithName(klog.FromContext(ctx), "metrics")
+	handler := metricsHandler(o.EnablePprof)
+	if !o.Metrics.Secure {
+		logger.Info("Serving metrics over plain HTTP without authentication (--metrics-secure=false): for use on one machine only")
+		return handler, nil, nil
+	}
+	tlsConfig, err := metricsTLSConfig(ctx, o.Metrics)
+	if err != nil {
+		return nil, nil, fmt.Errorf("metrics server: %w", err)
+	}
+	httpClient, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("metrics server: creating the API server client: %w", err)
+	}
+	filter, err := filters.WithAuthenticationAndAuthorization(cfg, httpClient)
+	if err != nil {
+		return nil, nil, fmt.Errorf("metrics server: configuring authentication and authorization: %w", err)
+	}
+	handler, err = filter(logger, handler)
+	if err != nil {
+		return nil, nil, fmt.Errorf("metrics server: configuring authentication and authorization: %w", err)
+	}
+	return handler, &serverTLS{config: tlsConfig, http2: o.Metrics.EnableHTTP2}, nil
+}
+
+// metricsTLSConfig is the metrics server's TLS configuration: TLS 1.2 or later, with the
+// certificate of m.CertDir, watched until ctx ends, or a self-signed one.
+func metricsTLSConfig(ctx context.Context, m MetricsServingOptions) (*tls.Config, error) {
+	config := &tls.Config{MinVersion: tls.VersionTLS12}
+	if m.CertDir == "" {
+		// As kube-controller-manager does by default: a scraper cannot verify it, but the
+		// bearer tokens it sends are encrypted.
+		cert, key, err := certutil.GenerateSelfSignedCertKey("localhost", []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}, nil)
+		if err != nil {
+			return nil, fmt.Errorf("generating a self-signed certificate: %w", err)
+		}
+		pair, err := tls.X509KeyPair(cert, key)
+		if err != nil {
+			return nil, fmt.Errorf("loading the self-signed certificate: %w", err)
+		}
+		config.Certificates = []tls.Certificate{pair}
+		return config, nil
+	}
+	// The certificate watcher logs through controller-runtime's logger: the manager's.
+	ctrllog.SetLogger(klog.FromContext(ctx))
+	watcher, err := certwatcher.New(filepath.Join(m.CertDir, m.CertName), filepath.Join(m.CertDir, m.CertKey))
+	if err != nil {
+		return nil, fmt.Errorf("reading the certificate of --metrics-cert-dir: %w", err)
+	}
+	go func() {
+		if err := watcher.Start(ctx); err != nil {
+			klog.FromContext(ctx).Error(err, "Not watching the metrics certificate for changes", "dir", m.CertDir)
+		}
+	}()
+	config.GetCertificate = watcher.GetCertificate
+	return config, nil
 }
 
 // metricsHandler serves /metrics, and /debug/pprof/ when enabled.

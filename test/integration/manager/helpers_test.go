@@ -21,13 +21,15 @@ import (
 const timeout = 60 * time.Second
 
 // startManager starts the manager binary with the test's kubeconfig, JSON logs, servers on free
-// loopback ports, and args.
+// loopback ports, metrics over plain HTTP (the tests that read them poll them often;
+// metricsauth_test.go tests the default, authenticated HTTPS), and args.
 func startManager(t *testing.T, name string, args ...string) *framework.Process {
 	t.Helper()
 	base := []string{
 		"--kubeconfig=" + env.Kubeconfig(t),
 		"--logging-format=json",
 		"--metrics-bind-address=127.0.0.1:0",
+		"--metrics-secure=false",
 		"--health-probe-bind-address=127.0.0.1:0",
 	}
 	return framework.StartProcess(t, name, managerBin, append(base, args...)...)

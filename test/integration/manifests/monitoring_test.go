@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
-	"slices"
 	"testing"
 
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
@@ -26,11 +25,6 @@ const (
 	// dashboardFile is the Grafana dashboard, in config/grafana and in its ConfigMap.
 	dashboardFile = "samplecrd-controller.json"
 )
-
-// pendingServicePorts are ports the ServiceMonitor scrapes that another change adds to the metrics
-// Service (port 8443, https, for metrics over TLS with authentication). Each may be missing from
-// the Service; the test fails once the Service has it, so that it is removed from here.
-var pendingServicePorts = []string{"https"}
 
 // TestMonitoringObjects installs the Prometheus Operator's CRDs, generated from the pinned
 // github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring module, and applies
@@ -69,10 +63,7 @@ func TestMonitoringObjects(t *testing.T) {
 	for _, p := range svc.Spec.Ports {
 		servicePorts[p.Name] = true
 	}
-	switch {
-	case servicePorts[ep.Port] && slices.Contains(pendingServicePorts, ep.Port):
-		t.Errorf("the Service has the port %q now: remove it from pendingServicePorts", ep.Port)
-	case !servicePorts[ep.Port] && !slices.Contains(pendingServicePorts, ep.Port):
+	if !servicePorts[ep.Port] {
 		t.Errorf("the ServiceMonitor scrapes the port %q, which the Service %s does not have (it has %v)", ep.Port, svc.Name, svc.Spec.Ports)
 	}
 	if ep.Scheme == nil || *ep.Scheme != "https" || ep.Path != "/metrics" {
