@@ -20,6 +20,23 @@ type OVSDB struct {
 // or fails under CI=true.
 func StartOVSDB(t testing.TB) *OVSDB {
 	t.Helper()
+	return startOVSDB(t, nil)
+}
+
+// StartOVSDBTLS is StartOVSDB with a pssl: remote on a free port of 127.0.0.1 too, with the
+// server's files of tls (whose Port it sets); SSLEndpoint is its address.
+func StartOVSDBTLS(t testing.TB, tls testenv.OVSDBTLS) *OVSDB {
+	t.Helper()
+	port, err := testenv.FreePort()
+	if err != nil {
+		t.Fatalf("finding a free port for ovsdb-server: %v", err)
+	}
+	tls.Port = port
+	return startOVSDB(t, &tls)
+}
+
+func startOVSDB(t testing.TB, tls *testenv.OVSDBTLS) *OVSDB {
+	t.Helper()
 	// A short directory, not t.TempDir(): unix socket paths are limited to about 100 bytes, and
 	// t.TempDir() contains the test's name.
 	dir, err := os.MkdirTemp("", "ovsdb-")
@@ -43,6 +60,9 @@ func StartOVSDB(t testing.TB) *OVSDB {
 	if err := server.Create(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	if tls != nil {
+		server.ServeTLS(*tls)
+	}
 	o.Start(t)
 	return o
 }
@@ -50,6 +70,12 @@ func StartOVSDB(t testing.TB) *OVSDB {
 // Endpoint is the server's address for libovsdb and ovn-nbctl: "unix:<socket>".
 func (o *OVSDB) Endpoint() string {
 	return o.server.Endpoint()
+}
+
+// SSLEndpoint is the server's pssl: remote for libovsdb and --ovn-nb ("ssl:127.0.0.1:<port>"),
+// "" unless the server was started by StartOVSDBTLS.
+func (o *OVSDB) SSLEndpoint() string {
+	return o.server.SSLEndpoint()
 }
 
 // DBFile is the database file. ovsdb-server appends every transaction it commits to it, so that
