@@ -79,6 +79,8 @@ type Backend struct {
 	logger klog.Logger
 	// client is the one libovsdb client, connected again after every disconnection.
 	client client.Client
+	// tls reads the TLS files of an ssl: endpoint, nil for the others.
+	tls *tlsVerifier
 
 	// connMu is held for writing while the client connects (which replaces libovsdb's cache and
 	// API objects) and for reading while the cache is read or operations are built from it.
@@ -164,8 +166,10 @@ func New(ctx context.Context, opts Options) (*Backend, error) {
 	// No client.WithReconnect: libovsdb reconnects only after a first successful connection, and
 	// panics when its backoff gives up; the backend runs its own connection loop instead.
 	clientOpts := []client.Option{client.WithEndpoint(opts.Endpoint), client.WithLogger(&libovsdbLogger)}
+	var verifier *tlsVerifier
 	if !opts.TLS.IsZero() {
-		tlsConfig, err := newTLSConfig(opts.Endpoint, opts.TLS)
+		tlsConfig, v, err := newTLSConfig(opts.Endpoint, opts.TLS)
+		verifier = v
 		if err != nil {
 			return nil, fmt.Errorf("invalid OVN backend options: %w", err)
 		}
@@ -181,6 +185,7 @@ func New(ctx context.Context, opts Options) (*Backend, error) {
 		opts:         opts,
 		logger:       logger,
 		client:       c,
+		tls:          verifier,
 		disconnected: make(chan struct{}, 1),
 		cancel:       cancel,
 		done:         make(chan struct{}),
@@ -264,6 +269,11 @@ func (b *Backend) setNotReady(why error, closing bool) {
 func (b *Backend) attemptFailed(err error) {
 	b.readyMu.Lock()
 	defer b.readyMu.Unlock()
+	if b.tls != nil {
+		if refused := b.tls.refusal(err); refused != nil && backend.Misconfigured(err) == nil {
+			err = refused
+		}
+	}
 	text := ""
 	if m := backend.Misconfigured(err); m != nil {
 		err = m

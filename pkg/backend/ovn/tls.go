@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/ovn-kubernetes/libovsdb/client"
@@ -74,14 +75,14 @@ func validateEndpoint(endpoint string, files TLSFiles) error {
 // endpoint's host name or IP address against the certificate's subject alternative names. This is
 // the use of InsecureSkipVerify that crypto/tls documents for custom verification; the handshake
 // still checks that the server holds the certificate's private key.
-func newTLSConfig(endpoint string, files TLSFiles) (*tls.Config, error) {
+func newTLSConfig(endpoint string, files TLSFiles) (*tls.Config, *tlsVerifier, error) {
 	u, err := url.Parse(endpoint)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	host, _, err := net.SplitHostPort(u.Opaque)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	v := &tlsVerifier{endpoint: endpoint, host: host, files: files}
 	return &tls.Config{
@@ -91,7 +92,7 @@ func newTLSConfig(endpoint string, files TLSFiles) (*tls.Config, error) {
 		InsecureSkipVerify:   true, // VerifyConnection verifies the chain and the host (see above).
 		VerifyConnection:     v.verifyServer,
 		GetClientCertificate: v.clientCertificate,
-	}, nil
+	}, v, nil
 }
 
 // tlsVerifier reads the TLS files at each handshake.
@@ -144,6 +145,28 @@ func (v *tlsVerifier) clientCertificate(*tls.CertificateRequestInfo) (*tls.Certi
 			v.files.Certificate, describe(pair.Leaf), validityText(pair.Leaf)))
 	}
 	return &pair, nil
+}
+
+// remoteAlert is how crypto/tls words an alert that the server sent: "remote error: tls: " and
+// the alert, such as "unknown certificate authority".
+const remoteAlert = "remote error: tls: "
+
+// refusal returns, for a failed connection attempt whose error ends in an alert from the server,
+// a misconfiguration that says so; nil for other errors. The server refuses the client's
+// certificate with an alert that, under TLS 1.3, arrives after the client's side of the
+// handshake, with the first request: libovsdb reports that request's failure in words only
+// (with %v), so the alert is found by crypto/tls's wording.
+func (v *tlsVerifier) refusal(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	i := strings.LastIndex(msg, remoteAlert)
+	if i < 0 {
+		return nil
+	}
+	return v.misconfigured(fmt.Errorf("the server refused the TLS handshake with the client certificate in %s: %s",
+		v.files.Certificate, msg[i:]))
 }
 
 // misconfigured marks err as a fault of the TLS files or of the server's certificate: trying again

@@ -174,14 +174,17 @@ func TestTLSWrongCAThenFixed(t *testing.T) {
 
 // TestTLSRefusedCertificates checks certificates that must not be used: the server's when it has
 // expired or is for another address, which the controller refuses, and the controller's own when
-// it has expired, which it does not offer. The Network reports BackendError naming the problem,
+// it has expired, which it does not offer, or is of a CA the server does not trust, which the
+// server refuses. The Network reports BackendError naming the problem,
 // and the backend's readiness too.
 func TestTLSRefusedCertificates(t *testing.T) {
-	ca := framework.NewCA(t, "ovn-ca")
+	ca, otherCA := framework.NewCA(t, "ovn-ca"), framework.NewCA(t, "other-ca")
 	for _, tc := range []struct {
 		name           string
 		server, client framework.CertOptions
-		want           func(server, client framework.TLSDir) string
+		// otherClientCA issues the client's certificate by a CA that the server does not trust.
+		otherClientCA bool
+		want          func(server, client framework.TLSDir) string
 	}{{
 		name:   "server expired",
 		server: framework.CertOptions{Name: "ovnnb", IPs: loopback, Expired: true},
@@ -199,6 +202,15 @@ func TestTLSRefusedCertificates(t *testing.T) {
 				"x509: certificate is valid for 127.0.0.2, not 127.0.0.1", serialOf(t, server), client.CA())
 		},
 	}, {
+		name:          "client certificate of another CA",
+		server:        framework.CertOptions{Name: "ovnnb", IPs: loopback},
+		client:        framework.CertOptions{Name: "samplecrd-controller", Client: true},
+		otherClientCA: true,
+		want: func(_, client framework.TLSDir) string {
+			return fmt.Sprintf("the server refused the TLS handshake with the client certificate in %s: remote error: tls: unknown certificate authority",
+				client.Cert())
+		},
+	}, {
 		name:   "client expired",
 		server: framework.CertOptions{Name: "ovnnb", IPs: loopback},
 		client: framework.CertOptions{Name: "samplecrd-controller", Client: true, Expired: true},
@@ -209,7 +221,11 @@ func TestTLSRefusedCertificates(t *testing.T) {
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			server := framework.NewTLSDir(t, ca.Issue(t, tc.server), ca.PEM)
-			client := framework.NewTLSDir(t, ca.Issue(t, tc.client), ca.PEM)
+			issuer := ca
+			if tc.otherClientCA {
+				issuer = otherCA
+			}
+			client := framework.NewTLSDir(t, issuer.Issue(t, tc.client), ca.PEM)
 			s, _ := newTLSSetup(t, server, client, false)
 			c := s.startController(t)
 			s.create(t, "refused", "10.72.0.0/24", "10.72.0.1")
