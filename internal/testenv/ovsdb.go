@@ -102,6 +102,8 @@ type OVSDB struct {
 	// cmd is the running server, nil when stopped; exited is closed when it has exited.
 	cmd    *exec.Cmd
 	exited chan struct{}
+	// tls, when set, is the pssl: remote that Start serves besides the socket (see ServeTLS).
+	tls *OVSDBTLS
 }
 
 // NewOVSDB returns the server of a database in dir, which it creates if needed; Create creates the
@@ -220,18 +222,19 @@ func (o *OVSDB) Start(ctx context.Context) error {
 	if o.cmd != nil {
 		return errors.New("ovsdb-server is already running")
 	}
-	args := []string{"--remote=punix:" + o.path(OVSDBSocket)}
+	args := []string{
+		"--remote=punix:" + o.path(OVSDBSocket),
+		"--unixctl=" + o.Unixctl(),
+		"--pidfile=" + o.path(ovsdbPID),
+		"--log-file=" + o.LogFile(),
+		// Everything goes to the log file, once.
+		"-vconsole:off",
+	}
 	if o.tcpPort != 0 {
 		args = append(args, fmt.Sprintf("--remote=ptcp:%d:127.0.0.1", o.tcpPort))
 	}
-	cmd := exec.Command(o.progs.server, append(args,
-		"--unixctl="+o.Unixctl(),
-		"--pidfile="+o.path(ovsdbPID),
-		"--log-file="+o.LogFile(),
-		// Everything goes to the log file, once.
-		"-vconsole:off",
-		o.DBFile(),
-	)...)
+	args = append(append(args, o.tls.args()...), o.DBFile())
+	cmd := exec.Command(o.progs.server, args...)
 	// What it prints before it exits at once, for the error.
 	var early syncbuf.Buffer
 	out := io.Writer(&early)
@@ -267,7 +270,7 @@ func (o *OVSDB) Start(ctx context.Context) error {
 			}
 			_ = conn.Close()
 		}
-		return true, nil
+		return o.tls.listening(), nil
 	})
 	if err != nil {
 		return fmt.Errorf("waiting for ovsdb-server to listen on %v: %w", listening, err)

@@ -67,7 +67,9 @@ type Backend interface {
 	// fn must return at once, for example after a non-blocking send. A later call replaces fn.
 	OnReady(fn func())
 	// OnNotReady registers fn, called with the reason each time the backend stops being ready
-	// (not when it is closed). fn must return at once. A later call replaces fn.
+	// (not when it is closed), and, while it is not ready, each time the reason turns into a
+	// *MisconfiguredError, into another one, or back into an outage. fn must return at once. A
+	// later call replaces fn.
 	OnNotReady(fn func(err error))
 }
 
@@ -116,6 +118,30 @@ func (e *NameConflictError) Error() string {
 
 // ErrNotReady is returned (wrapped) by backends that are not connected or not yet synchronised.
 var ErrNotReady = errors.New("backend not ready")
+
+// MisconfiguredError is returned (wrapped, together with ErrNotReady) by a backend that cannot
+// connect because of its configuration or of what the other side presents, such as a server
+// certificate that its CA file does not vouch for: unlike an outage, waiting does not help, a fix
+// does. Err says what is wrong in the same words at every attempt (no times, no counts), so that
+// it can go into a status message.
+type MisconfiguredError struct {
+	// Err is what is wrong.
+	Err error
+}
+
+func (e *MisconfiguredError) Error() string { return e.Err.Error() }
+
+// Unwrap returns Err.
+func (e *MisconfiguredError) Unwrap() error { return e.Err }
+
+// Misconfigured returns the *MisconfiguredError in err's chain, or nil when there is none.
+func Misconfigured(err error) *MisconfiguredError {
+	var m *MisconfiguredError
+	if errors.As(err, &m) {
+		return m
+	}
+	return nil
+}
 
 // ErrConflict is returned (wrapped) when the backend changed between the read and the write of
 // an Ensure or Delete (another writer, or a cache that was behind): nothing was written, and the

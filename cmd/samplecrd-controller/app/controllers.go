@@ -98,7 +98,7 @@ func networkPermissions(*Options) []permission {
 }
 
 func buildNetwork(ctx context.Context, cc *controllerContext) (runFunc, error) {
-	be, err := ovn.New(ctx, ovn.Options{Endpoint: cc.opts.OVNNorthbound, ClusterName: cc.opts.ClusterName})
+	be, err := ovn.New(ctx, ovn.Options{Endpoint: cc.opts.OVNNorthbound, TLS: cc.opts.OVNNorthboundTLS, ClusterName: cc.opts.ClusterName})
 	if err != nil {
 		return nil, fmt.Errorf("creating the OVN backend: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -14,6 +15,7 @@ import (
 	// The JSON log format of --logging-format=json.
 	_ "k8s.io/component-base/logs/json/register"
 
+	"github.com/samplecrd/samplecrd-controller/pkg/backend/ovn"
 	"github.com/samplecrd/samplecrd-controller/pkg/controller/network"
 )
 
@@ -50,6 +52,9 @@ type Options struct {
 
 	// OVNNorthbound is the OVN northbound database's address, e.g. unix:/run/ovn/ovnnb_db.sock.
 	OVNNorthbound string
+	// OVNNorthboundTLS are the private key, certificate and CA certificate files of an ssl:
+	// OVNNorthbound, re-read at every connection.
+	OVNNorthboundTLS ovn.TLSFiles
 	// ClusterName marks every backend object the controller writes, so that clusters sharing one
 	// backend never touch each other's objects.
 	ClusterName string
@@ -180,6 +185,9 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", o.ShutdownTimeout, "How long, after the first SIGINT or SIGTERM, the controllers may take to finish the items in hand; then their requests are cancelled and the lease released. A second signal exits at once.")
 
 	fs.StringVar(&o.OVNNorthbound, "ovn-nb", o.OVNNorthbound, "Address of the OVN northbound database (unix:PATH, tcp:HOST:PORT or ssl:HOST:PORT); required by the network controller.")
+	fs.StringVar(&o.OVNNorthboundTLS.PrivateKey, "ovn-nb-private-key", o.OVNNorthboundTLS.PrivateKey, "PEM file of the client's private key, for an ssl: --ovn-nb (ovn-nbctl -p).")
+	fs.StringVar(&o.OVNNorthboundTLS.Certificate, "ovn-nb-certificate", o.OVNNorthboundTLS.Certificate, "PEM file of the client's certificate, for an ssl: --ovn-nb (ovn-nbctl -c).")
+	fs.StringVar(&o.OVNNorthboundTLS.CACert, "ovn-nb-ca-cert", o.OVNNorthboundTLS.CACert, "PEM file of the CA certificates that the database's certificate must be signed by, for an ssl: --ovn-nb (ovn-nbctl -C). The three files are read again at every connection, so replaced files take effect at the next reconnection.")
 	fs.StringVar(&o.ClusterName, "cluster-name", o.ClusterName, "Name of this cluster, recorded on every backend object the network controller writes; objects of other clusters are never touched.")
 	fs.IntVar(&o.NetworkWorkers, "network-workers", o.NetworkWorkers, "Number of Networks synced at once.")
 	fs.IntVar(&o.NetworkWorkers, "workers", o.NetworkWorkers, "Number of Networks synced at once.")
@@ -212,6 +220,7 @@ func (o *Options) Validate() error {
 		if o.OVNNorthbound == "" {
 			errs = append(errs, errors.New("--ovn-nb is required by the network controller (or disable it with --controllers=*,-network)"))
 		}
+		errs = append(errs, o.validateOVNNorthboundTLS()...)
 		if o.ClusterName == "" {
 			errs = append(errs, errors.New("--cluster-name must not be empty"))
 		}
@@ -252,6 +261,27 @@ func (o *Options) Validate() error {
 		errs = append(errs, errList.ToAggregate())
 	}
 	return errors.Join(errs...)
+}
+
+// validateOVNNorthboundTLS checks that an ssl: --ovn-nb has its three TLS files, and that no other
+// endpoint has any.
+func (o *Options) validateOVNNorthboundTLS() []error {
+	files := []struct{ flag, path string }{
+		{"--ovn-nb-private-key", o.OVNNorthboundTLS.PrivateKey},
+		{"--ovn-nb-certificate", o.OVNNorthboundTLS.Certificate},
+		{"--ovn-nb-ca-cert", o.OVNNorthboundTLS.CACert},
+	}
+	var errs []error
+	ssl := strings.HasPrefix(o.OVNNorthbound, "ssl:")
+	for _, f := range files {
+		switch {
+		case ssl && f.path == "":
+			errs = append(errs, fmt.Errorf("%s is required with --ovn-nb=%s", f.flag, o.OVNNorthbound))
+		case !ssl && f.path != "" && o.OVNNorthbound != "":
+			errs = append(errs, fmt.Errorf("%s is only for an ssl: --ovn-nb, not --ovn-nb=%s", f.flag, o.OVNNorthbound))
+		}
+	}
+	return errs
 }
 
 // enabled reports whether the controller name runs, following the --controllers grammar.

@@ -73,21 +73,31 @@ func (b *Backend) InjectError(op string, err error) {
 }
 
 // SetNotReady makes Ready return err (nil makes it ready, and calls the OnReady function when it
-// was not; an error calls the OnNotReady function when it was ready).
+// was not; an error calls the OnNotReady function when it was ready, or when it changes the
+// *backend.MisconfiguredError of the reason, as the OVN backend does).
 func (b *Backend) SetNotReady(err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	wasReady := b.notReady == nil
+	old := b.notReady
 	b.notReady = err
-	if err == nil && !wasReady && b.onReady != nil {
+	if err == nil && old != nil && b.onReady != nil {
 		b.onReady()
 	}
-	if err != nil && wasReady && b.onNotReady != nil {
+	if err != nil && (old == nil || misconfiguredText(old) != misconfiguredText(err)) && b.onNotReady != nil {
 		b.onNotReady(err)
 	}
 }
 
-// OnNotReady registers fn, called whenever SetNotReady(err) makes a ready backend not ready.
+// misconfiguredText is the text of err's *backend.MisconfiguredError, "" without one.
+func misconfiguredText(err error) string {
+	if m := backend.Misconfigured(err); m != nil {
+		return m.Error()
+	}
+	return ""
+}
+
+// OnNotReady registers fn, called whenever SetNotReady(err) makes a ready backend not ready, or
+// changes the misconfiguration of a backend that is not.
 func (b *Backend) OnNotReady(fn func(error)) {
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,9 +49,11 @@ var ErrConflict = backend.ErrConflict
 
 // Options configure a Backend.
 type Options struct {
-	// Endpoint is the OVN northbound database, in OVSDB's connection syntax: "unix:/path/to/sock"
-	// or "tcp:host:port".
+	// Endpoint is the OVN northbound database, in OVSDB's connection syntax: "unix:/path/to/sock",
+	// "tcp:host:port" or "ssl:host:port".
 	Endpoint string
+	// TLS are the files of an ssl: Endpoint, all three required; empty for the others.
+	TLS TLSFiles
 	// ClusterName names this controller's cluster in row names and in the owner external_id. Rows
 	// of other cluster names are never listed, changed or deleted.
 	ClusterName string
@@ -78,6 +79,8 @@ type Backend struct {
 	logger klog.Logger
 	// client is the one libovsdb client, connected again after every disconnection.
 	client client.Client
+	// tls reads the TLS files of an ssl: endpoint, nil for the others.
+	tls *tlsVerifier
 
 	// connMu is held for writing while the client connects (which replaces libovsdb's cache and
 	// API objects) and for reading while the cache is read or operations are built from it.
@@ -92,6 +95,9 @@ type Backend struct {
 	onNotReady func(error)
 	// lastErr is why the backend is not ready, for Ready's error.
 	lastErr atomic.Pointer[error]
+	// misconfigured is the text of the *backend.MisconfiguredError of the last failed attempt, ""
+	// when it failed otherwise or connected; guarded by readyMu.
+	misconfigured string
 	// handledCache is the libovsdb cache that the event handler was added to; libovsdb makes a
 	// new cache on each connection.
 	handledCache *cache.TableCache
@@ -123,7 +129,7 @@ func New(ctx context.Context, opts Options) (*Backend, error) {
 	if err := validateCluster(opts.ClusterName); err != nil {
 		return nil, fmt.Errorf("invalid OVN backend options: %w", err)
 	}
-	if err := validateEndpoint(opts.Endpoint); err != nil {
+	if err := validateEndpoint(opts.Endpoint, opts.TLS); err != nil {
 		return nil, fmt.Errorf("invalid OVN backend options: %w", err)
 	}
 	if opts.MaxBackoff <= 0 {
@@ -159,7 +165,17 @@ func New(ctx context.Context, opts Options) (*Backend, error) {
 	libovsdbLogger := logger.WithName("libovsdb")
 	// No client.WithReconnect: libovsdb reconnects only after a first successful connection, and
 	// panics when its backoff gives up; the backend runs its own connection loop instead.
-	c, err := client.NewOVSDBClient(dbModel, client.WithEndpoint(opts.Endpoint), client.WithLogger(&libovsdbLogger))
+	clientOpts := []client.Option{client.WithEndpoint(opts.Endpoint), client.WithLogger(&libovsdbLogger)}
+	var verifier *tlsVerifier
+	if !opts.TLS.IsZero() {
+		tlsConfig, v, err := newTLSConfig(opts.Endpoint, opts.TLS)
+		verifier = v
+		if err != nil {
+			return nil, fmt.Errorf("invalid OVN backend options: %w", err)
+		}
+		clientOpts = append(clientOpts, client.WithTLSConfig(tlsConfig))
+	}
+	c, err := client.NewOVSDBClient(dbModel, clientOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("creating the OVN northbound client: %w", err)
 	}
@@ -169,6 +185,7 @@ func New(ctx context.Context, opts Options) (*Backend, error) {
 		opts:         opts,
 		logger:       logger,
 		client:       c,
+		tls:          verifier,
 		disconnected: make(chan struct{}, 1),
 		cancel:       cancel,
 		done:         make(chan struct{}),
@@ -183,33 +200,23 @@ func New(ctx context.Context, opts Options) (*Backend, error) {
 	return b, nil
 }
 
-// validateEndpoint accepts the unix: and tcp: endpoints that libovsdb can dial without TLS.
-func validateEndpoint(endpoint string) error {
-	u, err := url.Parse(endpoint)
-	if err != nil {
-		return fmt.Errorf("parsing the endpoint %q: %w", endpoint, err)
-	}
-	switch {
-	case u.Scheme == client.UNIX && u.Path != "":
-	case u.Scheme == client.TCP && u.Opaque != "":
-	default:
-		return fmt.Errorf("the endpoint %q is neither unix:<path> nor tcp:<host>:<port>", endpoint)
-	}
-	return nil
-}
-
 // Type returns "ovn".
 func (b *Backend) Type() string {
 	return BackendType
 }
 
 // Ready returns nil when the backend is connected and its cache holds the monitor's initial dump,
-// and an error wrapping backend.ErrNotReady otherwise.
+// and an error wrapping backend.ErrNotReady otherwise; it wraps a *backend.MisconfiguredError too
+// when the last attempt failed for one (the server's certificate, say).
 func (b *Backend) Ready() error {
 	if b.ready.Load() {
 		return nil
 	}
-	return fmt.Errorf("%w: OVN northbound database %s: %v", backend.ErrNotReady, b.opts.Endpoint, *b.lastErr.Load())
+	last := *b.lastErr.Load()
+	if m := backend.Misconfigured(last); m != nil {
+		return fmt.Errorf("%w: %w", backend.ErrNotReady, m)
+	}
+	return fmt.Errorf("%w: OVN northbound database %s: %v", backend.ErrNotReady, b.opts.Endpoint, last)
 }
 
 // OnReady registers fn, called when the backend becomes ready after connecting (the first time
@@ -225,7 +232,10 @@ func (b *Backend) OnReady(fn func()) {
 }
 
 // OnNotReady registers fn, called with the reason when the backend stops being ready: the
-// connection was lost or the server stopped answering. It is not called when the backend closes.
+// connection was lost or the server stopped answering; and, while it is not ready, when the
+// reason a connection attempt failed turns into a *backend.MisconfiguredError (a TLS
+// verification failure), into another one, or back into an outage. It is not called when the
+// backend closes.
 // fn runs on the connection's goroutine, so it must return at once. A later call replaces fn.
 func (b *Backend) OnNotReady(fn func(error)) {
 	b.readyMu.Lock()
@@ -237,6 +247,7 @@ func (b *Backend) OnNotReady(fn func(error)) {
 func (b *Backend) setReady() {
 	b.readyMu.Lock()
 	defer b.readyMu.Unlock()
+	b.misconfigured = ""
 	if !b.ready.Swap(true) && b.onReady != nil {
 		b.onReady()
 	}
@@ -249,6 +260,32 @@ func (b *Backend) setNotReady(why error, closing bool) {
 	defer b.readyMu.Unlock()
 	if b.ready.Swap(false) && !closing && b.onNotReady != nil {
 		b.onNotReady(why)
+	}
+}
+
+// attemptFailed records why a connection attempt (or a connection) ended, for Ready, and calls the
+// OnNotReady function when that changes whether, or how, the backend is misconfigured. A
+// misconfiguration is reported by itself, in its stable words, without libovsdb's wrapping.
+func (b *Backend) attemptFailed(err error) {
+	b.readyMu.Lock()
+	defer b.readyMu.Unlock()
+	if b.tls != nil {
+		if refused := b.tls.refusal(err); refused != nil && backend.Misconfigured(err) == nil {
+			err = refused
+		}
+	}
+	text := ""
+	if m := backend.Misconfigured(err); m != nil {
+		err = m
+		text = m.Error()
+	}
+	b.lastErr.Store(&err)
+	if text == b.misconfigured {
+		return
+	}
+	b.misconfigured = text
+	if !b.ready.Load() && b.onNotReady != nil {
+		b.onNotReady(err)
 	}
 }
 
@@ -309,7 +346,7 @@ func (b *Backend) run(ctx context.Context) {
 			backoff = b.newBackoff()
 			failures = 0
 		}
-		b.lastErr.Store(&err)
+		b.attemptFailed(err)
 		failures++
 		delay := backoff.Step()
 		// Log the first failures, then every tenth, so that a long outage does not flood the log.

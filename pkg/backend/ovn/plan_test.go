@@ -122,27 +122,36 @@ func TestValidateNetwork(t *testing.T) {
 }
 
 func TestValidateOptions(t *testing.T) {
+	files := TLSFiles{PrivateKey: "/tls/tls.key", Certificate: "/tls/tls.crt", CACert: "/tls/ca.crt"}
 	tests := []struct {
 		endpoint, cluster string
+		tls               TLSFiles
 		wantErr           bool
 	}{
 		{endpoint: "unix:/run/ovn/ovnnb_db.sock", cluster: "c1"},
 		{endpoint: "tcp:127.0.0.1:6641", cluster: "c1"},
 		{endpoint: "tcp:[::1]:6641", cluster: "c1"},
+		{endpoint: "ssl:127.0.0.1:6641", cluster: "c1", tls: files},
+		{endpoint: "ssl:[::1]:6641", cluster: "c1", tls: files},
+		{endpoint: "ssl:ovn-nb.ovn-system.svc:6641", cluster: "c1", tls: files},
 		{endpoint: "", cluster: "c1", wantErr: true},
 		{endpoint: "unix:", cluster: "c1", wantErr: true},
 		{endpoint: "ssl:127.0.0.1:6641", cluster: "c1", wantErr: true},
+		{endpoint: "ssl:127.0.0.1:6641", cluster: "c1", tls: TLSFiles{PrivateKey: "k", Certificate: "c"}, wantErr: true},
+		{endpoint: "ssl:127.0.0.1", cluster: "c1", tls: files, wantErr: true},
+		{endpoint: "tcp:127.0.0.1:6641", cluster: "c1", tls: files, wantErr: true},
+		{endpoint: "unix:/x.sock", cluster: "c1", tls: TLSFiles{CACert: "ca"}, wantErr: true},
 		{endpoint: "/run/ovn/ovnnb_db.sock", cluster: "c1", wantErr: true},
 		{endpoint: "unix:/x.sock", cluster: "", wantErr: true},
 		{endpoint: "unix:/x.sock", cluster: "my cluster", wantErr: true},
 	}
 	for _, tt := range tests {
-		err := validateEndpoint(tt.endpoint)
+		err := validateEndpoint(tt.endpoint, tt.tls)
 		if err == nil {
 			err = validateCluster(tt.cluster)
 		}
 		if (err != nil) != tt.wantErr {
-			t.Errorf("endpoint %q, cluster %q: error %v, want error %t", tt.endpoint, tt.cluster, err, tt.wantErr)
+			t.Errorf("endpoint %q, TLS %+v, cluster %q: error %v, want error %t", tt.endpoint, tt.tls, tt.cluster, err, tt.wantErr)
 		}
 	}
 }

@@ -92,6 +92,9 @@ type Controller struct {
 	running     atomic.Bool
 	awayMu      sync.Mutex
 	away        time.Time
+	// misconfiguredCause is the text of the backend's last reported misconfiguration (see
+	// backend.MisconfiguredError), "" for none; guarded by awayMu.
+	misconfiguredCause string
 }
 
 // Options tune a Controller; the zero value gives the defaults.
@@ -389,6 +392,7 @@ func (c *Controller) backendBecameReady() {
 	c.awayMu.Lock()
 	since := c.away
 	c.away = time.Time{}
+	c.misconfiguredCause = ""
 	c.awayMu.Unlock()
 	if !since.IsZero() {
 		took := c.clock.Since(since).Round(time.Millisecond)
@@ -405,15 +409,27 @@ func (c *Controller) backendBecameReady() {
 }
 
 // backendWentAway is the backend's OnNotReady function: it records the outage once, in the log
-// and as one event, rather than on every Network (see backendFailed). It runs on the backend's
-// goroutine and only records.
+// and as one event, rather than on every Network (see backendFailed). When the backend's
+// misconfiguration changes (it appears, changes or goes while the backend stays away), that is
+// recorded too, and every Network is queued, so that those with work pending say the new cause:
+// one sync each per change, not per connection attempt. It runs on the backend's goroutine and
+// only records and enqueues.
 func (c *Controller) backendWentAway(err error) {
+	cause := ""
+	if m := backend.Misconfigured(err); m != nil {
+		cause = m.Error()
+	}
 	c.awayMu.Lock()
 	first := c.away.IsZero()
 	if first {
 		c.away = c.clock.Now()
 	}
+	changed := cause != c.misconfiguredCause
+	c.misconfiguredCause = cause
 	c.awayMu.Unlock()
+	if changed {
+		c.misconfigurationChanged(cause)
+	}
 	if !first {
 		return
 	}
@@ -422,6 +438,29 @@ func (c *Controller) backendWentAway(err error) {
 	if c.eventObject != nil && c.running.Load() {
 		c.recorder.Eventf(c.eventObject, corev1.EventTypeWarning, samplecrdv1.ReasonBackendUnavailable,
 			"The %s backend is not available (%v): programmed Networks keep their state, pending ones wait for it", c.backend.Type(), err)
+	}
+}
+
+// misconfigurationChanged records the backend's new misconfiguration ("" when it is only away
+// now), and queues every Network: those with work pending report it (see backendFailed), the
+// programmed ones keep their status.
+func (c *Controller) misconfigurationChanged(cause string) {
+	if cause == "" {
+		c.logger.Info("Backend is no longer misconfigured, but not available yet", "backend", c.backend.Type())
+	} else {
+		c.logger.Info("Backend is misconfigured: Networks with work pending report it", "backend", c.backend.Type(), "err", cause)
+		if c.eventObject != nil && c.running.Load() {
+			c.recorder.Eventf(c.eventObject, corev1.EventTypeWarning, samplecrdv1.ReasonBackendError,
+				"The %s backend is misconfigured (%s): programmed Networks keep their state, pending ones report it", c.backend.Type(), cause)
+		}
+	}
+	networks, err := c.networksLister.List(labels.Everything())
+	if err != nil {
+		utilruntime.HandleErrorWithLogger(c.logger, err, "Listing Networks to report the backend's misconfiguration")
+		return
+	}
+	for _, n := range networks {
+		c.queue.Add(cache.MetaObjectToName(n))
 	}
 }
 

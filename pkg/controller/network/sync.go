@@ -188,6 +188,15 @@ func (c *Controller) unavailable(err error) bool {
 	return err != nil && (errors.Is(err, backend.ErrNotReady) || c.backend.Ready() != nil)
 }
 
+// misconfigured returns the misconfiguration that err, or else the backend's readiness, reports;
+// nil for none.
+func (c *Controller) misconfigured(err error) *backend.MisconfiguredError {
+	if m := backend.Misconfigured(err); m != nil {
+		return m
+	}
+	return backend.Misconfigured(c.backend.Ready())
+}
+
 // isProgrammed reports whether n was programmed at its current generation, as far as its status
 // says: Ready=True, for this generation, with a backend object.
 func isProgrammed(n *samplecrdv1.Network) bool {
@@ -206,6 +215,12 @@ func isProgrammed(n *samplecrdv1.Network) bool {
 // others. The outage itself shows on /readyz, the backend readiness metric and one event (see
 // backendWentAway).
 //
+// A backend that cannot connect because it is misconfigured (backend.MisconfiguredError: a
+// certificate that does not verify, say) is away too, with the same treatment, except that a
+// Network with work pending says BackendError with the cause, which waiting will not fix. The
+// cause's words are stable, so a failing reconnection writes nothing; a change of cause syncs
+// every Network again (see backendWentAway), one status write per change.
+//
 // A backend that answers but fails (or any other failure) says BackendError, with one event per
 // reason and generation however often the message changes, and is retried with backoff. A
 // conflict (the backend changed under the call) is retried with backoff, quietly.
@@ -217,6 +232,15 @@ func (c *Controller) backendFailed(ctx context.Context, n *samplecrdv1.Network, 
 		if isProgrammed(n) {
 			klog.FromContext(ctx).V(4).Info("Backend is not available; the Network stays as programmed", "err", err)
 			return nil
+		}
+		if m := c.misconfigured(err); m != nil {
+			msg := fmt.Sprintf("%s backend: %v", c.backend.Type(), m)
+			cond := notReady(samplecrdv1.ReasonBackendError, msg)
+			if !conditionMatches(n, cond) {
+				c.recorder.Event(n, corev1.EventTypeWarning, samplecrdv1.ReasonBackendError, msg)
+			}
+			klog.FromContext(ctx).V(2).Info("Backend is misconfigured; waiting for a fix", "err", m)
+			return c.writeStatus(ctx, n, cond, n.Status.Backend)
 		}
 		msg := fmt.Sprintf(MessageBackendUnavailable, c.backend.Type())
 		cond := notReady(samplecrdv1.ReasonBackendUnavailable, msg)

@@ -22,17 +22,29 @@ type OVSDB struct {
 // or fails under CI=true.
 func StartOVSDB(t testing.TB) *OVSDB {
 	t.Helper()
-	return startOVSDB(t, false)
+	return startOVSDB(t, false, nil)
 }
 
 // StartOVSDBWithTCP is StartOVSDB with the server also listening on a TCP port of 127.0.0.1
 // (TCPEndpoint), for a manager that cannot reach the socket: one in a container.
 func StartOVSDBWithTCP(t testing.TB) *OVSDB {
 	t.Helper()
-	return startOVSDB(t, true)
+	return startOVSDB(t, true, nil)
 }
 
-func startOVSDB(t testing.TB, tcp bool) *OVSDB {
+// StartOVSDBTLS is StartOVSDB with a pssl: remote on a free port of 127.0.0.1 too, with the
+// server's files of tls (whose Port it sets); SSLEndpoint is its address.
+func StartOVSDBTLS(t testing.TB, tls testenv.OVSDBTLS) *OVSDB {
+	t.Helper()
+	port, err := testenv.FreePort()
+	if err != nil {
+		t.Fatalf("finding a free port for ovsdb-server: %v", err)
+	}
+	tls.Port = port
+	return startOVSDB(t, false, &tls)
+}
+
+func startOVSDB(t testing.TB, tcp bool, tls *testenv.OVSDBTLS) *OVSDB {
 	t.Helper()
 	// A short directory, not t.TempDir(): unix socket paths are limited to about 100 bytes, and
 	// t.TempDir() contains the test's name.
@@ -62,6 +74,9 @@ func startOVSDB(t testing.TB, tcp bool) *OVSDB {
 	if err := server.Create(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	if tls != nil {
+		server.ServeTLS(*tls)
+	}
 	o.Start(t)
 	return o
 }
@@ -79,6 +94,12 @@ func (o *OVSDB) TCPEndpoint(t testing.TB) string {
 		t.Fatal("framework: TCPEndpoint of an ovsdb-server started without TCP; use StartOVSDBWithTCP")
 	}
 	return o.tcp
+}
+
+// SSLEndpoint is the server's pssl: remote for libovsdb and --ovn-nb ("ssl:127.0.0.1:<port>"),
+// "" unless the server was started by StartOVSDBTLS.
+func (o *OVSDB) SSLEndpoint() string {
+	return o.server.SSLEndpoint()
 }
 
 // DBFile is the database file. ovsdb-server appends every transaction it commits to it, so that

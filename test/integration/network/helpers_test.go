@@ -50,6 +50,9 @@ type setup struct {
 	// others are the test's namespaces besides ns (see addNamespace). A controller started while
 	// there are some watches every namespace, not ns alone.
 	others []string
+	// backendOptions, when set, changes the OVN backend's options of startController (to an ssl:
+	// endpoint, say).
+	backendOptions func(*ovn.Options)
 }
 
 func newSetup(t *testing.T) *setup {
@@ -84,6 +87,8 @@ type controller struct {
 	// syncs counts the syncs of each key, as the runner reports them.
 	syncs    *syncCounter
 	informer cache.SharedIndexInformer
+	// backend is the controller's OVN backend.
+	backend  *ovn.Backend
 	cancel   context.CancelFunc
 	done     chan struct{}
 	stopOnce sync.Once
@@ -158,7 +163,11 @@ func (s *setup) startController(t *testing.T, tweak func(*app.Options)) *control
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kubernetes.NewForConfigOrDie(cfg).CoreV1().Events("")})
 	scheme := runtime.NewScheme()
 	utilruntime.Must(samplecrdscheme.AddToScheme(scheme))
-	be, err := ovn.New(context.WithoutCancel(ctx), ovn.Options{Endpoint: s.db.Endpoint(), ClusterName: cluster})
+	backendOpts := ovn.Options{Endpoint: s.db.Endpoint(), ClusterName: cluster}
+	if s.backendOptions != nil {
+		s.backendOptions(&backendOpts)
+	}
+	be, err := ovn.New(context.WithoutCancel(ctx), backendOpts)
 	if err != nil {
 		t.Fatalf("creating the OVN backend: %v", err)
 	}
@@ -179,6 +188,7 @@ func (s *setup) startController(t *testing.T, tweak func(*app.Options)) *control
 		t.Fatalf("creating the network controller: %v", err)
 	}
 	c.informer = networks.Informer()
+	c.backend = be
 	factory.Start(ctx.Done())
 	go func() {
 		defer close(c.done)
