@@ -121,9 +121,10 @@ func TestPermissionChecker(t *testing.T) {
 					t.Errorf("samplecrd_missing_permissions%v = %v, want %v", labels, got, want)
 				}
 			}
-			// One review per distinct permission: network 7, podcount 7 (nodewatch's 2 among them), leader election 5.
-			if !tc.failing && auth.asked != 19 {
-				t.Errorf("asked %d reviews, want 19", auth.asked)
+			// One review per distinct permission: network 7, podcount 7 (nodewatch's 2 among them),
+			// leader election 5, the secure metrics server 2.
+			if !tc.failing && auth.asked != 21 {
+				t.Errorf("asked %d reviews, want 21", auth.asked)
 			}
 		})
 	}
