@@ -12,7 +12,6 @@ package faults
 
 import (
 	"flag"
-	"fmt"
 	"os"
 	"testing"
 
@@ -42,17 +41,5 @@ func TestMain(m *testing.M) {
 	flag.Parse()
 	// envtest's own log says nothing the suite needs.
 	ctrllog.SetLogger(logr.Discard())
-	dir, err := os.MkdirTemp("", "samplecrd-faults-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	managerBin, err = framework.BuildManagerRace(dir, *raceFlag)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := env.Run(m)
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(framework.RunWithManager(m, env, *raceFlag, &managerBin))
 }

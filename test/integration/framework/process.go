@@ -25,6 +25,23 @@ func BuildManager(dir string) (string, error) {
 	return BuildManagerRace(dir, true)
 }
 
+// RunWithManager is the TestMain of a package that runs the manager binary: it builds it (with
+// the race detector when race is true) into a temporary directory, sets *bin to its path, runs
+// the package's tests in env, removes the directory and returns the exit code.
+func RunWithManager(m *testing.M, env *Environment, race bool, bin *string) int {
+	dir, err := os.MkdirTemp("", "samplecrd-manager-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if *bin, err = BuildManagerRace(dir, race); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return env.Run(m)
+}
+
 // BuildManagerRace is BuildManager with the race detector only when race is true: long runs
 // build without it, which makes the manager several times faster.
 func BuildManagerRace(dir string, race bool) (string, error) {

@@ -3,7 +3,6 @@
 package manager
 
 import (
-	"fmt"
 	"os"
 	"testing"
 
@@ -17,17 +16,5 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "samplecrd-manager-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	managerBin, err = framework.BuildManager(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := env.Run(m)
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(framework.RunWithManager(m, env, true, &managerBin))
 }

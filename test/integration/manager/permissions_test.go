@@ -29,11 +29,11 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/klog/v2"
 
+	"github.com/samplecrd/samplecrd-controller/internal/testenv"
 	samplecrdv1 "github.com/samplecrd/samplecrd-controller/pkg/apis/samplecrd/v1"
 	"github.com/samplecrd/samplecrd-controller/pkg/backend"
 	"github.com/samplecrd/samplecrd-controller/pkg/backend/ovn"
 	clientset "github.com/samplecrd/samplecrd-controller/pkg/generated/clientset/versioned"
-	"github.com/samplecrd/samplecrd-controller/internal/testenv"
 	"github.com/samplecrd/samplecrd-controller/test/integration/framework"
 )
 
@@ -593,12 +593,12 @@ var permissionRows = map[string]struct {
 		// The secure metrics server asks the API server who a scrape's bearer token is: without
 		// it nobody, not even the metrics reader, gets the metrics.
 		controllers: "nodewatch", extra: []string{"--metrics-secure=true"},
-		fails:       metricsRefused("tokenreviews"),
+		fails: metricsRefused("tokenreviews"),
 	},
 	"create_subjectaccessreviews": {
 		// ... and whether that user may get the path: without it, again, nobody gets the metrics.
 		controllers: "nodewatch", extra: []string{"--metrics-secure=true"},
-		fails:       metricsRefused("subjectaccessreviews"),
+		fails: metricsRefused("subjectaccessreviews"),
 	},
 }
 

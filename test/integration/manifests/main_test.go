@@ -5,7 +5,6 @@
 package manifests
 
 import (
-	"fmt"
 	"os"
 	"testing"
 
@@ -19,17 +18,5 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "samplecrd-manifests-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	managerBin, err = framework.BuildManager(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := env.Run(m)
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(framework.RunWithManager(m, env, true, &managerBin))
 }
