@@ -50,8 +50,12 @@ func (l *observedLock) Get(ctx context.Context) (*resourcelock.LeaderElectionRec
 	return rec, raw, err
 }
 
+// Create creates the Lease. AlreadyExists is not a failure: another replica created it first.
 func (l *observedLock) Create(ctx context.Context, ler resourcelock.LeaderElectionRecord) error {
 	err := l.Interface.Create(ctx, ler)
+	if apierrors.IsAlreadyExists(err) {
+		return err
+	}
 	l.mu.Lock()
 	l.readErr = l.wrap("creating", err)
 	l.mu.Unlock()
@@ -59,10 +63,12 @@ func (l *observedLock) Create(ctx context.Context, ler resourcelock.LeaderElecti
 }
 
 // Update renews, acquires or releases the Lease. A request cut short by the elector's own
-// deadline is not recorded: the failure before it says why.
+// deadline is not recorded: the failure before it says why. Nor is a conflict: another replica
+// wrote the Lease first, as when standbys race for a released Lease; the loser is as ready as
+// before, and a leader that loses its Lease that way says so when it stops.
 func (l *observedLock) Update(ctx context.Context, ler resourcelock.LeaderElectionRecord) error {
 	err := l.Interface.Update(ctx, ler)
-	if ctx.Err() == nil {
+	if ctx.Err() == nil && !apierrors.IsConflict(err) {
 		l.mu.Lock()
 		l.updateErr = l.wrap("updating", err)
 		if err == nil {
