@@ -349,8 +349,7 @@ func (c *Controller) patchFinalizers(ctx context.Context, n *samplecrdv1.Network
 		c.own.failed(key, write)
 		return nil, fmt.Errorf("setting the finalizers of Network %s: %w", klog.KObj(n), err)
 	}
-	// The cache holds Networks trimmed (TrimForCache): so does the record of a write.
-	c.networks.Mutation(trim(updated))
+	c.networks.Mutation(updated)
 	return updated, nil
 }
 
@@ -398,7 +397,7 @@ func (c *Controller) writeStatus(ctx context.Context, n *samplecrdv1.Network, re
 	if err != nil {
 		return fmt.Errorf("writing the status of Network %s: %w", klog.KObj(n), err)
 	}
-	c.networks.Mutation(trim(updated))
+	c.networks.Mutation(updated)
 	klog.FromContext(ctx).V(2).Info("Updated status", "ready", ready.Status, "reason", ready.Reason)
 	return nil
 }
