@@ -125,8 +125,11 @@ func (v *tlsVerifier) verifyServer(cs tls.ConnectionState) error {
 		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	})
 	if err != nil {
-		return v.misconfigured(fmt.Errorf("verifying the server certificate (%s) against the CA certificates in %s: %w",
-			describe(leaf), v.files.CACert, stableX509Error(err, leaf)))
+		// Nothing of the server's own certificate (subject, serial, names) is in the words: behind
+		// one address, each server of a clustered database has its own, and the cause must read
+		// the same whichever answers, or every reconnection would be a new cause.
+		return v.misconfigured(fmt.Errorf("verifying the server certificate against the CA certificates in %s: %w",
+			v.files.CACert, stableX509Error(err, leaf, v.host)))
 	}
 	return nil
 }
@@ -190,7 +193,12 @@ func loadCAs(path string) (*x509.CertPool, error) {
 
 // stableX509Error returns err in words that are the same at every attempt: crypto/x509 puts the
 // current time into its expiry error, which would change a Network's status message each time.
-func stableX509Error(err error, leaf *x509.Certificate) error {
+func stableX509Error(err error, leaf *x509.Certificate, host string) error {
+	var hostErr x509.HostnameError
+	if errors.As(err, &hostErr) {
+		// Go's words list the names the certificate holds, which differ from server to server.
+		return fmt.Errorf("x509: certificate is not valid for %s", host)
+	}
 	var invalid x509.CertificateInvalidError
 	if !errors.As(err, &invalid) || invalid.Reason != x509.Expired || invalid.Cert == nil {
 		return err

@@ -34,12 +34,15 @@ func TestTLSErrorsAreStable(t *testing.T) {
 		err  func() error
 		want string
 	}{
-		{name: "expired server certificate", err: func() error { return stableX509Error(expired(leaf), leaf) },
+		{name: "expired server certificate", err: func() error { return stableX509Error(expired(leaf), leaf, "10.0.0.1") },
 			want: "x509: certificate has expired: valid until 2021-01-01T00:00:00Z"},
-		{name: "expired CA certificate", err: func() error { return stableX509Error(expired(ca), leaf) },
+		{name: "expired CA certificate", err: func() error { return stableX509Error(expired(ca), leaf, "10.0.0.1") },
 			want: `x509: the CA certificate (subject "CN=ovn-ca", serial 1): certificate has expired: valid until 2021-01-01T00:00:00Z`},
-		{name: "unknown authority kept", err: func() error { return stableX509Error(x509.UnknownAuthorityError{}, leaf) },
+		{name: "unknown authority kept", err: func() error { return stableX509Error(x509.UnknownAuthorityError{}, leaf, "10.0.0.1") },
 			want: "x509: certificate signed by unknown authority"},
+		{name: "host name mismatch, whichever server's names", err: func() error {
+			return stableX509Error(x509.HostnameError{Certificate: leaf, Host: "10.0.0.1"}, leaf, "10.0.0.1")
+		}, want: "x509: certificate is not valid for 10.0.0.1"},
 		{name: "server alert after libovsdb's wrapping", err: func() error {
 			return v.refusal(errors.New("connecting: failed to connect to ssl:10.0.0.1:6641: listdbs failure - remote error: tls: unknown certificate authority"))
 		}, want: "TLS to the OVN northbound database ssl:10.0.0.1:6641: the server refused the TLS handshake with the client certificate in /tls/tls.crt: remote error: tls: unknown certificate authority"},

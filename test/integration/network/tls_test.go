@@ -132,8 +132,8 @@ func TestTLSWrongCAThenFixed(t *testing.T) {
 	c := s.startController(t)
 
 	want := fmt.Sprintf("ovn backend: TLS to the OVN northbound database %s: verifying the server certificate "+
-		"(subject \"CN=ovnnb\", serial %s) against the CA certificates in %s: x509: certificate signed by unknown authority",
-		s.endpoint, serialOf(t, server), client.CA())
+		"against the CA certificates in %s: x509: certificate signed by unknown authority",
+		s.endpoint, client.CA())
 	got := s.waitBackendError(t, "wrong-ca", "x509: certificate signed by unknown authority")
 	if msg := readyMessage(got); msg != want {
 		t.Errorf("Ready message:\n got %q\nwant %q", msg, want)
@@ -190,16 +190,16 @@ func TestTLSRefusedCertificates(t *testing.T) {
 		server: framework.CertOptions{Name: "ovnnb", IPs: loopback, Expired: true},
 		client: framework.CertOptions{Name: "samplecrd-controller", Client: true},
 		want: func(server, client framework.TLSDir) string {
-			return fmt.Sprintf("verifying the server certificate (subject \"CN=ovnnb\", serial %s) against the CA certificates in %s: "+
-				"x509: certificate has expired: valid until ", serialOf(t, server), client.CA())
+			return fmt.Sprintf("verifying the server certificate against the CA certificates in %s: "+
+				"x509: certificate has expired: valid until ", client.CA())
 		},
 	}, {
 		name:   "server for another address",
 		server: framework.CertOptions{Name: "ovnnb", IPs: []net.IP{net.ParseIP("127.0.0.2")}},
 		client: framework.CertOptions{Name: "samplecrd-controller", Client: true},
 		want: func(server, client framework.TLSDir) string {
-			return fmt.Sprintf("verifying the server certificate (subject \"CN=ovnnb\", serial %s) against the CA certificates in %s: "+
-				"x509: certificate is valid for 127.0.0.2, not 127.0.0.1", serialOf(t, server), client.CA())
+			return fmt.Sprintf("verifying the server certificate against the CA certificates in %s: "+
+				"x509: certificate is not valid for 127.0.0.1", client.CA())
 		},
 	}, {
 		name:          "client certificate of another CA",
