@@ -2,7 +2,7 @@
 # Makes sure podman and runc are installed, which `make image` and the image test
 # (test/integration/image) use to build and run the manager's image. Debian and Ubuntu ship both
 # as packages. podman needs no daemon; it runs containers with runc here because crun, podman's
-# default runtime on Debian, fails on hosts with hybrid cgroups (see PODMAN_RUN in the Makefile).
+# default runtime on Debian, fails on hosts with hybrid cgroups (see hack/podman-run.sh).
 set -o errexit -o nounset -o pipefail
 
 INSTALL="apt-get update && apt-get install -y --no-install-recommends podman runc"

@@ -163,11 +163,16 @@ func metricsServer(ctx context.Context, o *Options, cfg *rest.Config) (http.Hand
 	if err != nil {
 		return nil, nil, fmt.Errorf("metrics server: %w", err)
 	}
-	httpClient, err := rest.HTTPClientFor(cfg)
+	// The reviews get a client of their own, with a small rate: anyone who reaches the port can
+	// make one review per request (every new token is a cache miss), and they must not take the
+	// controllers' share of the API server.
+	reviewCfg := rest.CopyConfig(cfg)
+	reviewCfg.QPS, reviewCfg.Burst = 20, 50
+	httpClient, err := rest.HTTPClientFor(reviewCfg)
 	if err != nil {
 		return nil, nil, fmt.Errorf("metrics server: creating the API server client: %w", err)
 	}
-	filter, err := filters.WithAuthenticationAndAuthorization(cfg, httpClient)
+	filter, err := filters.WithAuthenticationAndAuthorization(reviewCfg, httpClient)
 	if err != nil {
 		return nil, nil, fmt.Errorf("metrics server: configuring authentication and authorization: %w", err)
 	}
