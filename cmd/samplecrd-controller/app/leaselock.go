@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -70,9 +71,15 @@ func (l *observedLock) Update(ctx context.Context, ler resourcelock.LeaderElecti
 	err := l.Interface.Update(ctx, ler)
 	if ctx.Err() == nil && !apierrors.IsConflict(err) {
 		l.mu.Lock()
-		l.updateErr = l.wrap("updating", err)
-		if err == nil {
-			l.readErr = nil
+		var status apierrors.APIStatus
+		switch {
+		case err == nil:
+			l.updateErr, l.readErr = nil, nil
+		case l.updateErr != nil && !errors.As(err, &status):
+			// A failure of the client's own (its rate limiter giving up just before the
+			// elector's deadline, say) after the server's answer: that answer says why.
+		default:
+			l.updateErr = l.wrap("updating", err)
 		}
 		l.mu.Unlock()
 	}

@@ -63,6 +63,11 @@ func TestObservedLock(t *testing.T) {
 			_ = l.Update(ctx, resourcelock.LeaderElectionRecord{})
 			_, _, _ = l.Get(ctx)
 		}},
+		{name: "an update refused, then the client's rate limiter gave up", want: "updating the Lease ns/lease: leases.coordination.k8s.io \"lease\" is forbidden: RBAC", steps: func(l *observedLock) {
+			l.Interface.(*scriptedLock).update = []error{forbidden, errors.New("client rate limiter Wait returned an error: rate: Wait(n=1) would exceed context deadline")}
+			_ = l.Update(ctx, resourcelock.LeaderElectionRecord{})
+			_ = l.Update(ctx, resourcelock.LeaderElectionRecord{})
+		}},
 		{name: "a read refused", want: "reading the Lease ns/lease: leases.coordination.k8s.io \"lease\" is forbidden: RBAC", steps: func(l *observedLock) {
 			l.Interface.(*scriptedLock).get = []error{forbidden}
 			_, _, _ = l.Get(ctx)
