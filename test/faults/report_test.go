@@ -176,7 +176,8 @@ manager that exits, as a Deployment would, at once and then with a backoff.
 
 Some scenarios assert more. After an outage of OVN with the same database after it (ovsdb-kill,
 ovn-stopped, ovn-paused), the Networks programmed before it whose spec did not change must keep
-Ready=True with no status write and no event of the outage; a Network with work pending may report
+Ready=True with no status write and no event of the outage (losing to an older overlapping Network
+that was still pending is the burst's doing, not the outage's); a Network with work pending may report
 it once (one status write, BackendUnavailable or, for a call that failed as the connection went,
 BackendError, and one Warning event) and then its recovery, and once programmed is not flipped
 back. leader-failover checks that the standby took over, leader-lost that the leader

@@ -458,7 +458,11 @@ func (r *run) checkOutage(end time.Time) {
 		if gen, ok := r.before[uid]; ok && gen == n.Generation {
 			kept++
 			keptWrites += len(ws)
-			if len(ws) > 0 || ev > 0 {
+			// A write of the outage, or one that rewrites it as programmed. Not one that the
+			// burst calls for whatever the backend does: an older overlapping Network, still
+			// pending at the fault, that wins once synced (False/CIDRConflict).
+			rewritten := slices.ContainsFunc(ws, func(w statusWrite) bool { return w.ready == "True/"+samplecrdv1.ReasonSynced })
+			if backendErrors > 0 || rewritten || ev > 0 {
 				add(&keptWritten, n, ws, ev)
 			}
 			continue
