@@ -208,6 +208,7 @@ func (c *permissionChecker) check(ctx context.Context) error {
 
 	c.mu.Lock()
 	previous := c.missing
+	c.mu.Unlock()
 	var missing []neededPermission
 	for _, n := range c.needed {
 		ok, known := allowed[n.permission]
@@ -218,9 +219,6 @@ func (c *permissionChecker) check(ctx context.Context) error {
 			missing = append(missing, n)
 		}
 	}
-	c.missing = missing
-	c.mu.Unlock()
-
 	gauges := map[[3]string]float64{}
 	for _, n := range c.needed {
 		key := [3]string{n.owner, n.verb, n.resourceString()}
@@ -240,6 +238,10 @@ func (c *permissionChecker) check(ctx context.Context) error {
 	for key, v := range gauges {
 		metrics.MissingPermissions.WithLabelValues(key[:]...).Set(v)
 	}
+	// Readiness follows the log and the gauges, so that whoever sees it fail finds them too.
+	c.mu.Lock()
+	c.missing = missing
+	c.mu.Unlock()
 	if len(errs) > 0 && ctx.Err() == nil {
 		err := fmt.Errorf("checking permissions: %s", strings.Join(errs, "; "))
 		logger.Error(err, "Could not check the manager's permissions", "retryIn", permissionRecheckMissing)

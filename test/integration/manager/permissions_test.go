@@ -687,15 +687,15 @@ func TestEveryGrantNecessary(t *testing.T) {
 			code, body := c.readyz(t)
 			return code == 500 && strings.Contains(body, "[-]permissions failed: ") && strings.Contains(body, want)
 		})
-		logged := false
-		for _, e := range c.m.LogEntries("Missing permission: RBAC denies a request the manager needs") {
-			if e["verb"] == g.verb && e["resource"] == g.reported() {
-				logged = true
+		// Logged before /readyz says it; the test reads the log as the manager writes it.
+		waitUntil(t, "an Error log entry naming "+want, timeout, func() bool {
+			for _, e := range c.m.LogEntries("Missing permission: RBAC denies a request the manager needs") {
+				if e["verb"] == g.verb && e["resource"] == g.reported() {
+					return true
+				}
 			}
-		}
-		if !logged {
-			t.Errorf("no Error log entry names %s %s", g.verb, g.reported())
-		}
+			return false
+		})
 		// Without the metrics server's grants its metrics are what breaks: the log and /readyz report.
 		if !c.secureMetrics {
 			if v := metricValue(t, c.metrics, "samplecrd_missing_permissions", map[string]string{"verb": g.verb, "resource": g.reported()}); v < 1 {

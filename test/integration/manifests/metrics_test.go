@@ -79,6 +79,10 @@ func TestDashboardAndAlertsReadExposedMetrics(t *testing.T) {
 		if scrapeErr != nil {
 			return false, nil
 		}
+		// The permission check's gauges exist once its first pass, at start-up, is done.
+		if _, checked := families["samplecrd_missing_permissions"]; !checked {
+			return false, nil
+		}
 		for _, m := range families["samplecrd_reconcile_total"].GetMetric() {
 			if labelsOf(m)["controller"] == "network-controller" && labelsOf(m)["result"] == "success" {
 				return true, nil
