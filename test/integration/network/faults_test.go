@@ -105,11 +105,18 @@ func TestNameConflictAfterUnblock(t *testing.T) {
 	blocked := s.create(t, "blocked", "10.1.0.0/16", "10.1.0.1")
 	s.waitConflict(t, "blocked", "cidr 10.1.0.0/16 overlaps Network a-blocker (cidr 10.0.0.0/8), which is programmed")
 	port := ovn.SwitchPortName(cluster, blocked.UID)
+	key := cache.ObjectName{Namespace: s.ns, Name: "blocked"}
+	before := c.syncs.count(key) + len(c.syncs.failures(key))
 	s.db.NBCtl(t, "ls-add", "someone-elses", "--", "lsp-add", "someone-elses", port,
 		"--", "set", "Logical_Switch_Port", port, "external_ids:owner=someone-else")
+	// The backend reports a row of another owner under a name the Network needs, through
+	// ovsdb-server's monitor at its own pace: that sync (still blocked, no write) must be over
+	// before the syncs after the conflict are counted.
+	s.waitFor(t, "blocked", "a sync for the foreign row", func(*samplecrdv1.Network) bool {
+		return c.syncs.count(key)+len(c.syncs.failures(key)) > before
+	})
 
 	writes := s.watchStatusWrites(t)
-	key := cache.ObjectName{Namespace: s.ns, Name: "blocked"}
 	if err := s.client.SamplecrdV1().Networks(s.ns).Delete(context.Background(), "a-blocker", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
