@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -312,8 +313,16 @@ func (c *Controller) deleteNetwork(obj any) {
 		return
 	}
 	c.networks.OnDelete(n)
-	c.own.forget(cache.MetaObjectToName(n))
-	c.queue.Add(cache.MetaObjectToName(n))
+	key := cache.MetaObjectToName(n)
+	c.own.forget(key)
+	if slices.Contains(n.Finalizers, Finalizer) {
+		// Gone with this controller's finalizer on, so its backend objects were not removed: the
+		// API server can let a delete that raced with the finalizer's addition remove the object
+		// all the same (kubernetes/kubernetes#77988), after the sync that added it went on to
+		// program the Network. The key's sync, after that one, removes them as orphans.
+		c.orphans.add(key, n.UID)
+	}
+	c.queue.Add(key)
 	// The Networks that n blocked, and those that they block in turn, may change.
 	if p, ok := conflictPrefix(n); ok {
 		c.enqueueAffected(n, p)

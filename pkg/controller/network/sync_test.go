@@ -609,6 +609,46 @@ func TestOrphanOfRecreatedNetwork(t *testing.T) {
 	}
 }
 
+// TestDeletedWithFinalizer checks a Network that the API server removed while it still had this
+// controller's finalizer (a delete that raced with the finalizer's addition,
+// kubernetes/kubernetes#77988): its backend objects are removed by the key's sync, and those of a
+// Network deleted after its finalizer was removed are not looked for.
+func TestDeletedWithFinalizer(t *testing.T) {
+	tests := []struct {
+		name string
+		// final is the Network as the delete event last saw it.
+		final *samplecrdv1.Network
+		// tombstone hands it over as a tombstone (the informer missed the delete).
+		tombstone bool
+		// removed says whether its backend objects go.
+		removed bool
+	}{
+		{name: "with the finalizer: removed", final: network("a", "10.0.0.0/24", "10.0.0.1", withFinalizer, synced), removed: true},
+		{name: "as a tombstone with the finalizer: removed", final: network("a", "10.0.0.0/24", "10.0.0.1", withFinalizer, synced), tombstone: true, removed: true},
+		{name: "without the finalizer: nothing to look for", final: network("a", "10.0.0.0/24", "10.0.0.1", synced), removed: false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, fakebackend.New(inBackend(tc.final)))
+			defer f.controller.queue.ShutDown()
+			var obj any = tc.final
+			if tc.tombstone {
+				obj = cache.DeletedFinalStateUnknown{Key: "default/a", Obj: tc.final}
+			}
+			f.controller.deleteNetwork(obj)
+			if diff := cmp.Diff([]string{"default/a"}, f.drainQueue()); diff != "" {
+				t.Errorf("enqueued (-want +got):\n%s", diff)
+			}
+			if r := f.sync(t, "default", "a"); r.Err {
+				t.Fatalf("syncing the deleted Network's key: %+v", r)
+			}
+			if _, kept := f.backend.Networks()[tc.final.UID]; kept == tc.removed {
+				t.Errorf("backend objects kept: %v, want %v", kept, !tc.removed)
+			}
+		})
+	}
+}
+
 // TestUpdateHandlerSpreadsResyncs checks that a periodic resync (same resourceVersion) is queued
 // after a delay when ResyncSpread is set, while a real change is queued at once.
 func TestUpdateHandlerSpreadsResyncs(t *testing.T) {
