@@ -197,13 +197,11 @@ var scenarios = []*scenario{
 	},
 	{
 		name:  "namespace-emptied",
-		fault: "none: every Network of one namespace deleted at once, as deleting the namespace does (orphan sweep every 10 s)",
-		// A Network deleted while its first sync runs can leave its rows (about one run in three,
-		// since before this suite; the cause is not found yet): the orphan sweep removes them, and
-		// the scenario shows that it does within its deadline.
-		args:          []string{"--orphan-sweep-interval=10s"},
-		extraDeadline: 10 * time.Second,
-		inject:        emptyNamespace,
+		fault: "none: every Network of one namespace deleted at once, as deleting the namespace does",
+		// Some of the deletes race with the finalizer's addition, which the API server can let
+		// remove a Network whose finalizer it has just added (kubernetes/kubernetes#77988): the
+		// delete event still shows the finalizer, and the rows go without the orphan sweep.
+		inject: emptyNamespace,
 	},
 	{
 		name:  "ovn-tamper",
