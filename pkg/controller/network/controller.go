@@ -315,11 +315,14 @@ func (c *Controller) deleteNetwork(obj any) {
 	c.networks.OnDelete(n)
 	key := cache.MetaObjectToName(n)
 	c.own.forget(key)
-	if slices.Contains(n.Finalizers, Finalizer) {
-		// Gone with this controller's finalizer on, so its backend objects were not removed: the
-		// API server can let a delete that raced with the finalizer's addition remove the object
-		// all the same (kubernetes/kubernetes#77988), after the sync that added it went on to
-		// program the Network. The key's sync, after that one, removes them as orphans.
+	if n.DeletionTimestamp.IsZero() && slices.Contains(n.Finalizers, Finalizer) {
+		// Gone with this controller's finalizer on and never marked for deletion, so its backend
+		// objects were not removed: the API server can let a delete that raced with the
+		// finalizer's addition remove the object all the same (kubernetes/kubernetes#77988),
+		// after the sync that added it went on to program the Network. (A Network deleted as
+		// usual has its deletionTimestamp set; its last state shows the finalizer too, as the
+		// write that removed it deleted the object instead of storing it.) The key's sync, after
+		// the one that programmed it, removes them as orphans.
 		c.orphans.add(key, n.UID)
 	}
 	c.queue.Add(key)

@@ -610,9 +610,10 @@ func TestOrphanOfRecreatedNetwork(t *testing.T) {
 }
 
 // TestDeletedWithFinalizer checks a Network that the API server removed while it still had this
-// controller's finalizer (a delete that raced with the finalizer's addition,
-// kubernetes/kubernetes#77988): its backend objects are removed by the key's sync, and those of a
-// Network deleted after its finalizer was removed are not looked for.
+// controller's finalizer and no deletionTimestamp (a delete that raced with the finalizer's
+// addition, kubernetes/kubernetes#77988): its backend objects are removed by the key's sync. The
+// last state of a Network deleted as usual shows the finalizer too, with the deletionTimestamp:
+// its objects went before, and are not looked for.
 func TestDeletedWithFinalizer(t *testing.T) {
 	tests := []struct {
 		name string
@@ -626,6 +627,7 @@ func TestDeletedWithFinalizer(t *testing.T) {
 		{name: "with the finalizer: removed", final: network("a", "10.0.0.0/24", "10.0.0.1", withFinalizer, synced), removed: true},
 		{name: "as a tombstone with the finalizer: removed", final: network("a", "10.0.0.0/24", "10.0.0.1", withFinalizer, synced), tombstone: true, removed: true},
 		{name: "without the finalizer: nothing to look for", final: network("a", "10.0.0.0/24", "10.0.0.1", synced), removed: false},
+		{name: "deleted as usual: nothing to look for", final: network("a", "10.0.0.0/24", "10.0.0.1", withFinalizer, synced, deleting), removed: false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
