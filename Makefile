@@ -116,7 +116,11 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 10s), one after another with
 		name="$${target%%:*}"; pkg="$${target#*:}"; log="$$(mktemp)"; \
 		echo "$(GO) test -run '^$$' -fuzz '^$$name\$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) -parallel 1 $$pkg"; \
 		if ! $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) -parallel 1 "$$pkg" >"$$log" 2>&1; then \
-			cat "$$log"; rm -f "$$log"; exit 1; \
+			if grep -q 'context deadline exceeded' "$$log" && ! grep -q 'Failing input written' "$$log"; then \
+				echo "$$name: failed with \"context deadline exceeded\" at the end of FUZZTIME and no failing input: the Go fuzzing coordinator's race golang/go#75804 (fixed in Go 1.27), not a finding"; \
+			else \
+				cat "$$log"; rm -f "$$log"; exit 1; \
+			fi; \
 		fi; \
 		execs="$$(grep -o 'execs: [0-9]*' "$$log" | tail -n 1 | cut -d ' ' -f 2 || true)"; rm -f "$$log"; \
 		echo "$$name: $${execs:-0} executions in $(FUZZTIME)"; \
