@@ -203,3 +203,60 @@ func TestOutageEvents(t *testing.T) {
 		t.Errorf("events (-want +got):\n%s", diff)
 	}
 }
+
+// TestConflictKeptInOutage checks a Network that must not be programmed (it conflicts, or its spec
+// is invalid), synced while the backend is away: its removal from the backend fails, and when the
+// status says why it is not programmed already, the status stays and nothing is recorded; the
+// removal waits for the backend's return, which syncs every Network. One whose status says
+// otherwise reports the outage as any Network with work pending does.
+func TestConflictKeptInOutage(t *testing.T) {
+	conflictMsg := "cidr 10.0.0.0/25 overlaps Network older (cidr 10.0.0.0/24), which is programmed"
+	says := func(reason, msg string) func(*samplecrdv1.Network) {
+		return func(n *samplecrdv1.Network) {
+			n.Status = samplecrdv1.NetworkStatus{ObservedGeneration: n.Generation, Conditions: []metav1.Condition{{
+				Type: samplecrdv1.ConditionReady, Status: metav1.ConditionFalse, Reason: reason,
+				Message: msg, ObservedGeneration: n.Generation, LastTransitionTime: t0,
+			}}}
+		}
+	}
+	older := network("older", "10.0.0.0/24", "10.0.0.1", withFinalizer, synced, createdAt(0))
+	_, invalid := desiredNetwork(network("newer", "10.0.0.0/33", "10.0.0.1"))
+	unavailable := fmt.Sprintf(MessageBackendUnavailable, fakebackend.Type)
+	cases := []struct {
+		name    string
+		network *samplecrdv1.Network
+		// writes and ready are what the sync writes, and the Ready condition after it.
+		writes []string
+		ready  string
+	}{{
+		name:    "conflict reported: kept",
+		network: network("newer", "10.0.0.0/25", "10.0.0.1", withFinalizer, says(samplecrdv1.ReasonCIDRConflict, conflictMsg), createdAt(1)),
+		ready:   "False/CIDRConflict: " + conflictMsg,
+	}, {
+		name:    "conflict not reported yet: the outage",
+		network: network("newer", "10.0.0.0/25", "10.0.0.1", withFinalizer, says(samplecrdv1.ReasonBackendError, "fake backend: refused"), createdAt(1)),
+		writes:  []string{"patch networks/status"},
+		ready:   "False/BackendUnavailable: " + unavailable,
+	}, {
+		name:    "invalid spec reported: kept",
+		network: network("newer", "10.0.0.0/33", "10.0.0.1", withFinalizer, says(samplecrdv1.ReasonInvalidSpec, invalid.Error()), createdAt(1)),
+		ready:   "False/InvalidSpec: " + invalid.Error(),
+	}}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			be := fakebackend.New()
+			f := newFixture(t, be, older, tc.network)
+			be.SetNotReady(errors.New("connection refused"))
+			got := f.sync(t, "default", "newer")
+			if got.Err {
+				t.Errorf("the sync returned an error; the backend's return syncs every Network")
+			}
+			if diff := cmp.Diff(tc.writes, got.Writes); diff != "" {
+				t.Errorf("writes (-want +got):\n%s", diff)
+			}
+			if got.Ready != tc.ready {
+				t.Errorf("Ready %q, want %q", got.Ready, tc.ready)
+			}
+		})
+	}
+}

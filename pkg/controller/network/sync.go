@@ -78,10 +78,10 @@ func (c *Controller) syncExisting(ctx context.Context, key cache.ObjectName, cac
 	if invalid != nil {
 		// Admission validation makes this rare (the CRD was installed without its rules, say).
 		// Nothing the controller does will fix it: say so and wait for a new spec.
-		if err := c.unprogram(ctx, cached); err != nil {
-			return c.backendFailed(ctx, cached, err)
-		}
 		cond := notReady(samplecrdv1.ReasonInvalidSpec, invalid.Error())
+		if err := c.unprogram(ctx, cached); err != nil {
+			return c.unprogramFailed(ctx, cached, cond, err)
+		}
 		if !conditionMatches(cached, cond) {
 			c.recorder.Event(cached, corev1.EventTypeWarning, samplecrdv1.ReasonInvalidSpec, invalid.Error())
 		}
@@ -91,15 +91,15 @@ func (c *Controller) syncExisting(ctx context.Context, key cache.ObjectName, cac
 	if winner, err := programmedOverlapping(c.networksIndexer, cached, desired.CIDR); err != nil {
 		return fmt.Errorf("finding Networks overlapping %s: %w", key, err)
 	} else if winner != nil {
-		if err := c.unprogram(ctx, cached); err != nil {
-			return c.backendFailed(ctx, cached, err)
-		}
 		// The winner is in the Network's own namespace: conflicts are judged per namespace.
 		// The winner's prefix in its canonical form: a respelling of its cidr (which enqueues no
 		// other Network) must not leave an old spelling in this message.
 		msg := fmt.Sprintf("cidr %s overlaps Network %s (cidr %s), which is programmed",
 			desired.CIDR, winner.Name, indexedPrefix(winner))
 		cond := notReady(samplecrdv1.ReasonCIDRConflict, msg)
+		if err := c.unprogram(ctx, cached); err != nil {
+			return c.unprogramFailed(ctx, cached, cond, err)
+		}
 		if !conditionMatches(cached, cond) {
 			c.recorder.Event(cached, corev1.EventTypeWarning, samplecrdv1.ReasonCIDRConflict, msg)
 		}
@@ -259,6 +259,18 @@ func (c *Controller) backendFailed(ctx context.Context, n *samplecrdv1.Network, 
 		c.recorder.Event(n, corev1.EventTypeWarning, samplecrdv1.ReasonBackendError, msg)
 	}
 	return errors.Join(err, c.writeStatus(ctx, n, notReady(reason, msg), n.Status.Backend))
+}
+
+// unprogramFailed handles a failure to remove a Network that must not be programmed, whose
+// status should say cond. When the backend is away and the status says cond already, the status
+// stays: nothing about the Network changed, and the removal is retried when the backend returns
+// (every Network is synced again then). Otherwise it is a backend failure like any other.
+func (c *Controller) unprogramFailed(ctx context.Context, n *samplecrdv1.Network, cond metav1.Condition, err error) error {
+	if c.unavailable(err) && conditionMatches(n, cond) {
+		klog.FromContext(ctx).V(4).Info("Backend is not available; the Network keeps its status", "reason", cond.Reason, "err", err)
+		return nil
+	}
+	return c.backendFailed(ctx, n, err)
 }
 
 // unprogram removes a Network that must not be programmed (it conflicts, or its spec is invalid)
