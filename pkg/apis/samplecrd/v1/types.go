@@ -17,6 +17,9 @@ import (
 // +kubebuilder:printcolumn:name="Gateway",type=string,JSONPath=`.spec.gateway`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Used",type=integer,JSONPath=`.status.addresses.used`
+// +kubebuilder:printcolumn:name="Available",type=integer,JSONPath=`.status.addresses.available`
+// +kubebuilder:printcolumn:name="Total",type=integer,priority=1,JSONPath=`.status.addresses.total`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type Network struct {
 	metav1.TypeMeta `json:",inline"`
@@ -114,6 +117,13 @@ const (
 	ReasonBackendUnavailable = "BackendUnavailable"
 	// ReasonDeleting: the Network is being deleted and its backend objects removed.
 	ReasonDeleting = "Deleting"
+	// ReasonInUse: the Network is being deleted but pods are still attached to it (the message
+	// says how many and names a few); it is removed once they are gone.
+	ReasonInUse = "InUse"
+	// ReasonAddressesInUse: the spec's cidr or gateway changed, and addresses of attached pods do
+	// not fit the new spec (the message says which); the change is applied once they are gone.
+	// The backend keeps the network as it was meanwhile.
+	ReasonAddressesInUse = "AddressesInUse"
 )
 
 // NetworkStatus is what the controller last observed and did.
@@ -131,6 +141,25 @@ type NetworkStatus struct {
 	// Backend is where the backend holds the network, once it does.
 	// +optional
 	Backend *NetworkBackendStatus `json:"backend,omitempty"`
+	// Addresses counts the network's addresses for pods, once the controller attaches pods to it.
+	// +optional
+	Addresses *NetworkAddresses `json:"addresses,omitempty"`
+}
+
+// NetworkAddresses counts the addresses of a Network that pods can have: all of the cidr but the
+// network address, the gateway and, for IPv4, the broadcast address. For an IPv6 cidr of more than
+// 2^32 such addresses the count stops at 2^32 minus those excluded, because a pod's MAC address is
+// made of the last 32 bits of its IP address and must be unique on the network.
+type NetworkAddresses struct {
+	// Total is the number of addresses pods can have.
+	// +required
+	Total int64 `json:"total"`
+	// Used is the number of addresses that pods hold.
+	// +required
+	Used int64 `json:"used"`
+	// Available is Total minus Used.
+	// +required
+	Available int64 `json:"available"`
 }
 
 // NetworkBackendStatus names the network's object in the backend.
