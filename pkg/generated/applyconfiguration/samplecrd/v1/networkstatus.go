@@ -33,6 +33,8 @@ type NetworkStatusApplyConfiguration struct {
 	Conditions []metav1.ConditionApplyConfiguration `json:"conditions,omitempty"`
 	// Backend is where the backend holds the network, once it does.
 	Backend *NetworkBackendStatusApplyConfiguration `json:"backend,omitempty"`
+	// Addresses counts the network's addresses for pods, once the controller attaches pods to it.
+	Addresses *NetworkAddressesApplyConfiguration `json:"addresses,omitempty"`
 }
 
 // NetworkStatusApplyConfiguration constructs a declarative configuration of the NetworkStatus type for use with
@@ -67,5 +69,13 @@ func (b *NetworkStatusApplyConfiguration) WithConditions(values ...*metav1.Condi
 // If called multiple times, the Backend field is set to the value of the last call.
 func (b *NetworkStatusApplyConfiguration) WithBackend(value *NetworkBackendStatusApplyConfiguration) *NetworkStatusApplyConfiguration {
 	b.Backend = value
+	return b
+}
+
+// WithAddresses sets the Addresses field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Addresses field is set to the value of the last call.
+func (b *NetworkStatusApplyConfiguration) WithAddresses(value *NetworkAddressesApplyConfiguration) *NetworkStatusApplyConfiguration {
+	b.Addresses = value
 	return b
 }
