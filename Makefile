@@ -102,9 +102,9 @@ test-integration: tools ## Run the integration tests only.
 	$(GO) test $(TEST_FLAGS) $(INTEGRATION_PKGS)
 
 # The fuzz targets, as name:package (go test -fuzz takes one package at a time), and how long make
-# fuzz runs each of them. Their seeds, and every failing input found, are in the packages'
-# testdata/fuzz/<name>/, which plain go test runs as tests.
-FUZZ_TARGETS := FuzzSpecValidation:./pkg/controller/network FuzzPlan:./pkg/backend/ovn FuzzNames:./pkg/backend/ovn
+# fuzz runs each of them. Their seeds are in the packages' testdata/fuzz/<name>/ or in f.Add calls,
+# every failing input found goes to testdata/fuzz/<name>/, and plain go test runs them all as tests.
+FUZZ_TARGETS := FuzzSpecValidation:./pkg/controller/network FuzzPlan:./pkg/backend/ovn FuzzNames:./pkg/backend/ovn FuzzAllocator:./pkg/ipam
 FUZZTIME ?= 10s
 # The fuzzer minimises each new input that widens coverage before it goes on, for up to a minute
 # by default, which would take most of a short run; a failing input is minimised as long.

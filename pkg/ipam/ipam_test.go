@@ -16,6 +16,9 @@ var (
 	addr = netip.MustParseAddr
 )
 
+// cmpAddr compares netip.Addr values, whose fields cmp cannot see, with ==.
+var cmpAddr = cmp.Comparer(func(a, b netip.Addr) bool { return a == b })
+
 // addrs parses the addresses ss.
 func addrs(ss ...string) []netip.Addr {
 	out := make([]netip.Addr, 0, len(ss))
@@ -190,14 +193,14 @@ func TestAllocateAll(t *testing.T) {
 					t.Errorf("Has(%s) = false after Allocate returned it", ip)
 				}
 			}
-			if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+			if diff := cmp.Diff(want, got, cmpAddr); diff != "" {
 				t.Errorf("Allocate in turn (-want +got):\n%s", diff)
 			}
 			if _, err := a.Allocate(); !errors.Is(err, ErrFull) {
 				t.Errorf("Allocate of a full network: %v, want ErrFull", err)
 			}
 			checkCounts(t, a, total, total)
-			if diff := cmp.Diff(want, a.Used(), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+			if diff := cmp.Diff(want, a.Used(), cmpAddr); diff != "" {
 				t.Errorf("Used() (-want +got):\n%s", diff)
 			}
 		})
@@ -267,7 +270,7 @@ func TestReserve(t *testing.T) {
 			} else if a.Has(tc.ip) != slices.Contains(before, tc.ip) {
 				t.Errorf("Has(%s) = %t after a failed Reserve", tc.ip, a.Has(tc.ip))
 			}
-			if diff := cmp.Diff(want, a.Used(), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+			if diff := cmp.Diff(want, a.Used(), cmpAddr); diff != "" {
 				t.Errorf("Used() (-want +got):\n%s", diff)
 			}
 			checkCounts(t, a, total, uint64(len(want)))
@@ -316,7 +319,7 @@ func TestRelease(t *testing.T) {
 			if a.Has(tc.ip) {
 				t.Errorf("Has(%s) = true after Release", tc.ip)
 			}
-			if diff := cmp.Diff(want, a.Used(), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+			if diff := cmp.Diff(want, a.Used(), cmpAddr); diff != "" {
 				t.Errorf("Used() (-want +got):\n%s", diff)
 			}
 			checkCounts(t, a, total, uint64(len(want)))
@@ -538,7 +541,7 @@ func TestRebuild(t *testing.T) {
 				checkCounts(t, a, total, uint64(i+1))
 			}
 			sorted := slices.SortedFunc(slices.Values(tc.existing), netip.Addr.Compare)
-			if diff := cmp.Diff(sorted, a.Used(), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+			if diff := cmp.Diff(sorted, a.Used(), cmpAddr); diff != "" {
 				t.Errorf("Used() after the rebuild (-want +got):\n%s", diff)
 			}
 			got := slices.Clone(tc.existing)
@@ -557,7 +560,7 @@ func TestRebuild(t *testing.T) {
 				checkCounts(t, a, total, uint64(len(got)))
 			}
 			slices.SortFunc(got, netip.Addr.Compare)
-			if diff := cmp.Diff(usable(a.CIDR(), a.Gateway()), got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+			if diff := cmp.Diff(usable(a.CIDR(), a.Gateway()), got, cmpAddr); diff != "" {
 				t.Errorf("addresses reserved and allocated (-want +got):\n%s", diff)
 			}
 		})
