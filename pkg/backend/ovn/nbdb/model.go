@@ -55,8 +55,11 @@ type LogicalSwitchPort struct {
 	Name string `ovsdb:"name"`
 	// Type is the port's type; "router" connects the switch to a logical router port.
 	Type string `ovsdb:"type"`
-	// Addresses are the port's addresses; "router" takes them from the peer router port.
+	// Addresses are the port's addresses; "router" takes them from the peer router port, a pod's
+	// port has "MAC IP".
 	Addresses []string `ovsdb:"addresses"`
+	// PortSecurity are the addresses the port may send from; a pod's port has "MAC IP".
+	PortSecurity []string `ovsdb:"port_security"`
 	// Options holds type-specific settings, such as router-port for a router port.
 	Options map[string]string `ovsdb:"options"`
 	// ExternalIDs are free-form keys for the port's owner.
@@ -108,7 +111,7 @@ func MonitorTables() []client.MonitorOption {
 	lrp := &LogicalRouterPort{}
 	return []client.MonitorOption{
 		client.WithTable(ls, &ls.Name, &ls.Ports, &ls.OtherConfig, &ls.ExternalIDs),
-		client.WithTable(lsp, &lsp.Name, &lsp.Type, &lsp.Addresses, &lsp.Options, &lsp.ExternalIDs),
+		client.WithTable(lsp, &lsp.Name, &lsp.Type, &lsp.Addresses, &lsp.PortSecurity, &lsp.Options, &lsp.ExternalIDs),
 		client.WithTable(lr, &lr.Name, &lr.Ports, &lr.ExternalIDs),
 		client.WithTable(lrp, &lrp.Name, &lrp.Networks, &lrp.MAC, &lrp.ExternalIDs),
 	}
@@ -154,12 +157,13 @@ func (r *LogicalSwitchPort) CloneModel() model.Model {
 func (r *LogicalSwitchPort) CloneModelInto(m model.Model) {
 	c := m.(*LogicalSwitchPort)
 	*c = LogicalSwitchPort{
-		UUID:        r.UUID,
-		Name:        r.Name,
-		Type:        r.Type,
-		Addresses:   slices.Clone(r.Addresses),
-		Options:     maps.Clone(r.Options),
-		ExternalIDs: maps.Clone(r.ExternalIDs),
+		UUID:         r.UUID,
+		Name:         r.Name,
+		Type:         r.Type,
+		Addresses:    slices.Clone(r.Addresses),
+		PortSecurity: slices.Clone(r.PortSecurity),
+		Options:      maps.Clone(r.Options),
+		ExternalIDs:  maps.Clone(r.ExternalIDs),
 	}
 }
 
@@ -167,7 +171,8 @@ func (r *LogicalSwitchPort) CloneModelInto(m model.Model) {
 func (r *LogicalSwitchPort) EqualsModel(m model.Model) bool {
 	o, ok := m.(*LogicalSwitchPort)
 	return ok && r.UUID == o.UUID && r.Name == o.Name && r.Type == o.Type &&
-		slices.Equal(r.Addresses, o.Addresses) && maps.Equal(r.Options, o.Options) &&
+		slices.Equal(r.Addresses, o.Addresses) && slices.Equal(r.PortSecurity, o.PortSecurity) &&
+		maps.Equal(r.Options, o.Options) &&
 		maps.Equal(r.ExternalIDs, o.ExternalIDs)
 }
 
