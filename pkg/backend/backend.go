@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -86,6 +87,11 @@ type Change struct {
 	// Network that exists; one whose Network is gone (a write that reached the backend after the
 	// Network's deletion, or one made by hand) is an orphan.
 	Created bool
+	// Pod is set for a change of a pod's port (see Ports): one created, changed or removed, or,
+	// with Foreign, an object not owned that takes or gives up the name of a pod's port; Owned is
+	// then the Network as the object says. Nil for every other change: the network controller
+	// acts on those only.
+	Pod *PodRef
 }
 
 // Notifier is implemented by backends that can tell when objects they own are changed or removed by
@@ -97,8 +103,63 @@ type Notifier interface {
 	OnChange(func(Change))
 }
 
-// NameConflictError is returned (wrapped) by Ensure when an object the Network needs would take a
-// name that an object the backend does not own holds already. Nothing was written: the backend
+// PodRef names the pod a backend object was written for.
+type PodRef struct {
+	// Namespace and Name identify the pod, for people reading the backend.
+	Namespace, Name string
+	// UID identifies the pod; backends find a pod's objects by it.
+	UID types.UID
+}
+
+// Port is a pod's port on the switch of a Network.
+type Port struct {
+	// NetworkNamespace, NetworkName and NetworkUID identify the Network the port is on; the
+	// backend finds the Network's objects by NetworkUID.
+	NetworkNamespace, NetworkName string
+	NetworkUID                    types.UID
+	// Pod is the pod the port is for.
+	Pod PodRef
+	// MAC is the port's Ethernet address, a unicast EUI-48 chosen by the caller.
+	MAC net.HardwareAddr
+	// IP is the port's address in the Network, chosen by the caller.
+	IP netip.Addr
+}
+
+// PortStatus is what EnsurePort reports.
+type PortStatus struct {
+	// Name is the name of the port's backend object (the OVN logical switch port).
+	Name string
+	// ID is the backend's identifier of that object (its OVN UUID).
+	ID string
+	// Switch is the name of the object the port is on (the Network's OVN logical switch).
+	Switch string
+	// Changed is true when EnsurePort wrote to the backend, false when the port already matched.
+	Changed bool
+}
+
+// Ports is implemented by backends that attach pods to the Networks they hold. The caller
+// allocates the addresses; the backend only programs them. Implementations are safe for
+// concurrent use; the caller never calls EnsurePort or DeletePort for the same pod concurrently.
+type Ports interface {
+	// EnsurePort makes the backend hold exactly this port, on the switch of the Network
+	// NetworkUID, in one transaction; it writes nothing when the port matches already. A port
+	// of the pod on another Network's switch is moved. It returns ErrNoNetwork (wrapped) when
+	// the backend holds no switch for that Network UID; a *NameConflictError when the port name
+	// is held by an object not owned.
+	EnsurePort(ctx context.Context, port Port) (PortStatus, error)
+	// DeletePort removes the port of the pod UID, in one transaction. Deleting what is not
+	// there succeeds.
+	DeletePort(ctx context.Context, podUID types.UID) error
+	// ListPorts returns the pod ports the backend holds for this cluster (from the cache).
+	ListPorts(ctx context.Context) ([]Port, error)
+}
+
+// ErrNoNetwork is returned (wrapped) by EnsurePort when the backend holds no switch for the
+// port's Network: the Network is not programmed yet, or no longer. Nothing was written.
+var ErrNoNetwork = errors.New("the backend holds no switch for the network")
+
+// NameConflictError is returned (wrapped) by Ensure and EnsurePort when an object the Network or
+// port needs would take a name that an object the backend does not own holds already. Nothing was written: the backend
 // never creates a second object of one name, nor changes or removes an object it does not own.
 type NameConflictError struct {
 	// Kind is the kind of object, for example "logical switch".
