@@ -32,6 +32,14 @@ const (
 	GatewayKey = "samplecrd.k8s.io/gateway"
 	// RoleKey holds the role of a row that belongs to no single Network.
 	RoleKey = "samplecrd.k8s.io/role"
+	// PodNamespaceKey holds the namespace of the pod a switch port was written for.
+	PodNamespaceKey = "samplecrd.k8s.io/pod-namespace"
+	// PodNameKey holds the name of the pod a switch port was written for.
+	PodNameKey = "samplecrd.k8s.io/pod-name"
+	// PodUIDKey holds the UID of the pod a switch port was written for. A switch port of the
+	// cluster with this key is a pod's port: it belongs to the Network in UIDKey, but the
+	// Network's own Ensure, Delete and List leave it to EnsurePort and DeletePort.
+	PodUIDKey = "samplecrd.k8s.io/pod-uid"
 )
 
 // RoleKey values.
@@ -63,17 +71,20 @@ const (
 	SwitchPortAddressRouter = "router"
 )
 
-// managedExternalIDs are the external_ids keys the backend owns on its rows: Ensure sets the ones
-// it wants and removes the others, and leaves keys written by anyone else alone.
-var managedExternalIDs = []string{OwnerKey, NamespaceKey, NameKey, UIDKey, CIDRKey, GatewayKey, RoleKey}
+// managedExternalIDs are the external_ids keys the backend owns on its rows: Ensure and EnsurePort
+// set the ones they want and remove the others, and leave keys written by anyone else alone.
+var managedExternalIDs = []string{OwnerKey, NamespaceKey, NameKey, UIDKey, CIDRKey, GatewayKey, RoleKey,
+	PodNamespaceKey, PodNameKey, PodUIDKey}
 
-// Prefixes of the names of a cluster's switch ports and router ports; the UID follows.
+// Prefixes of the names of a cluster's switch ports, router ports and pod ports; the Network's UID
+// follows, or the pod's.
 func switchPortPrefix(cluster string) string { return cluster + ".lsp." }
 func routerPortPrefix(cluster string) string { return cluster + ".lrp." }
+func podPortPrefix(cluster string) string    { return cluster + ".pod." }
 
 // nameOwner returns what a row's name tells of the Network it would belong to, when the name is
 // one the cluster uses: the UID for ports, the namespace and name for switches, the namespace for
-// routers. table is the row's table.
+// routers. table is the row's table. A pod port's name is none of these (see podNameOwner).
 func nameOwner(cluster, table, name string) (backend.Owned, bool) {
 	rest, ok := strings.CutPrefix(name, cluster+".")
 	if !ok || rest == "" {
@@ -102,6 +113,16 @@ func nameOwner(cluster, table, name string) (backend.Owned, bool) {
 		return backend.Owned{}, false
 	}
 	return owner, true
+}
+
+// podNameOwner returns the pod UID that a switch port's name tells, when it is the name of a pod
+// port of the cluster.
+func podNameOwner(cluster, name string) (types.UID, bool) {
+	uid, ok := strings.CutPrefix(name, podPortPrefix(cluster))
+	if !ok || uid == "" {
+		return "", false
+	}
+	return types.UID(uid), true
 }
 
 // ownerText describes who a row belongs to, from its external_ids, for a NameConflictError.
@@ -135,6 +156,12 @@ func SwitchPortName(cluster string, uid types.UID) string {
 	return switchPortPrefix(cluster) + string(uid)
 }
 
+// PodPortName is the name of the logical switch port of the pod with the UID. It does not name the
+// Network: a pod that moves to another Network keeps its port's name.
+func PodPortName(cluster string, uid types.UID) string {
+	return podPortPrefix(cluster) + string(uid)
+}
+
 // RouterPortName is the name of the router port on the Network's switch.
 func RouterPortName(cluster string, uid types.UID) string {
 	return routerPortPrefix(cluster) + string(uid)
@@ -152,6 +179,11 @@ func RouterPortMAC(uid types.UID) string {
 // ownedBy reports whether external_ids mark a row as the cluster's.
 func ownedBy(externalIDs map[string]string, cluster string) bool {
 	return externalIDs[OwnerKey] == cluster
+}
+
+// isPodPort reports whether external_ids mark a switch port as a pod port of the cluster.
+func isPodPort(externalIDs map[string]string, cluster string) bool {
+	return ownedBy(externalIDs, cluster) && externalIDs[PodUIDKey] != ""
 }
 
 // ownedUID returns the Network UID of a row owned by the cluster, or "" when the row is not the

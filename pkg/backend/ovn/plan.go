@@ -20,8 +20,9 @@ const (
 	columnName      = "name"
 	columnType      = "type"
 	columnAddresses = "addresses"
-	columnNetworks  = "networks"
-	columnMAC       = "mac"
+	columnNetworks     = "networks"
+	columnMAC          = "mac"
+	columnPortSecurity = "port_security"
 )
 
 // Map column names that a rowPatch changes key by key.
