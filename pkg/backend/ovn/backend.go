@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/ovn-kubernetes/libovsdb/cache"
 	"github.com/ovn-kubernetes/libovsdb/client"
 	"github.com/ovn-kubernetes/libovsdb/model"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/klog/v2"
 
@@ -69,9 +71,9 @@ type Options struct {
 	ProbeInterval time.Duration
 }
 
-// Backend is the OVN implementation of backend.Backend and backend.Notifier. It keeps a libovsdb
-// client connected to the northbound database, reconnecting with exponential backoff, and reads
-// the rows it owns from the client's cache, which a monitor keeps current.
+// Backend is the OVN implementation of backend.Backend, backend.Ports and backend.Notifier. It
+// keeps a libovsdb client connected to the northbound database, reconnecting with exponential
+// backoff, and reads the rows it owns from the client's cache, which a monitor keeps current.
 type Backend struct {
 	// opts are New's options, with the defaults filled in.
 	opts Options
@@ -153,12 +155,17 @@ func New(ctx context.Context, opts Options) (*Backend, error) {
 	}
 	// Client indexes let the cache answer "the rows of this UID" and "the switch or router of
 	// this name" without scanning the tables: an Ensure with nothing to do then costs the same
-	// with ten networks or ten thousand. (Port names have an index in the schema.)
+	// with ten networks or ten thousand. (Port names have an index in the schema.) A Network's
+	// pod ports have its UID too: its Ensure looks its switch ports up by UID and type (router)
+	// together, so that they are not even candidates; EnsurePort and DeletePort look a pod's port
+	// up by the pod's UID.
 	byUID := model.ClientIndex{Columns: []model.ColumnKey{{Column: "external_ids", Key: UIDKey}}}
+	byUIDAndType := model.ClientIndex{Columns: []model.ColumnKey{{Column: "external_ids", Key: UIDKey}, {Column: "type"}}}
+	byPodUID := model.ClientIndex{Columns: []model.ColumnKey{{Column: "external_ids", Key: PodUIDKey}}}
 	byName := model.ClientIndex{Columns: []model.ColumnKey{{Column: "name"}}}
 	dbModel.SetIndexes(map[string][]model.ClientIndex{
 		nbdb.LogicalSwitchTable:     {byUID, byName},
-		nbdb.LogicalSwitchPortTable: {byUID},
+		nbdb.LogicalSwitchPortTable: {byUID, byUIDAndType, byPodUID},
 		nbdb.LogicalRouterPortTable: {byUID},
 		nbdb.LogicalRouterTable:     {byName},
 	})
@@ -294,8 +301,9 @@ func (b *Backend) attemptFailed(err error) {
 // deleted, including by this backend's own Ensure and Delete; with the
 // owner of a port of the cluster's router whose keys or name were changed; and, marked Foreign,
 // with what the name tells of a row of another owner that takes or gives up a name the cluster
-// uses. fn is called from libovsdb's event loop, so it must return at once (for example after
-// adding to a work queue). A later call replaces fn.
+// uses. A pod port's changes, and those of a switch whose ports changed by pod ports alone, come
+// with Pod set (see backend.Change). fn is called from libovsdb's event loop, so it must return
+// at once (for example after adding to a work queue). A later call replaces fn.
 func (b *Backend) OnChange(fn func(backend.Change)) {
 	b.onChange.Store(&fn)
 }
@@ -382,17 +390,27 @@ func (b *Backend) connectAndServe(ctx context.Context) (bool, error) {
 	}
 	// From here on libovsdb sends one disconnection notification for this connection.
 	if c := b.client.Cache(); c != nil && c != b.handledCache {
-		routerPort := func(uuid string) *nbdb.LogicalRouterPort {
-			if table := c.Table(nbdb.LogicalRouterPortTable); table != nil {
-				if row, ok := table.Row(uuid).(*nbdb.LogicalRouterPort); ok {
-					return row
+		rows := &rowLookup{
+			routerPort: func(uuid string) *nbdb.LogicalRouterPort {
+				if table := c.Table(nbdb.LogicalRouterPortTable); table != nil {
+					if row, ok := table.Row(uuid).(*nbdb.LogicalRouterPort); ok {
+						return row
+					}
 				}
-			}
-			return nil
+				return nil
+			},
+			switchPort: func(uuid string) *nbdb.LogicalSwitchPort {
+				if table := c.Table(nbdb.LogicalSwitchPortTable); table != nil {
+					if row, ok := table.Row(uuid).(*nbdb.LogicalSwitchPort); ok {
+						return row
+					}
+				}
+				return nil
+			},
 		}
 		c.AddEventHandler(&cache.EventHandlerFuncs{
 			AddFunc:    b.onAdd,
-			UpdateFunc: func(table string, old, updated model.Model) { b.onUpdate(routerPort, table, old, updated) },
+			UpdateFunc: func(table string, old, updated model.Model) { b.onUpdate(rows, table, old, updated) },
 			DeleteFunc: b.onDelete,
 		})
 		b.handledCache = c
@@ -459,7 +477,7 @@ func (b *Backend) disconnect(ctx context.Context) {
 // rows of other owners when they take or give up a name the cluster uses, so that a Network
 // blocked by a name conflict is synced again when it goes.
 func (b *Backend) onAdd(table string, row model.Model) {
-	owner, owned := b.ownerOf(row)
+	change, owned := b.changeOf(row)
 	if !owned {
 		b.notifyForeignName(table, row)
 		return
@@ -467,13 +485,37 @@ func (b *Backend) onAdd(table string, row model.Model) {
 	// Rows of the monitor's initial dump are not reported: the caller checks every Network when
 	// the backend becomes ready (see OnReady).
 	if b.ready.Load() {
-		b.notify(backend.Change{Owned: owner, Created: true})
+		change.Created = true
+		b.notify(change)
 	}
 }
 
-// onUpdate's routerPort looks a router port up in the cache: a router port taken off a router but
-// kept by another router does not change itself, so the router's change is reported for it.
-func (b *Backend) onUpdate(routerPort func(uuid string) *nbdb.LogicalRouterPort, table string, old, updated model.Model) {
+// rowLookup looks rows up in the cache by UUID, for the event handler; each function returns nil
+// when the row is not there.
+type rowLookup struct {
+	routerPort func(uuid string) *nbdb.LogicalRouterPort
+	switchPort func(uuid string) *nbdb.LogicalSwitchPort
+}
+
+func (l *rowLookup) routerPortFunc() func(uuid string) *nbdb.LogicalRouterPort {
+	if l == nil || l.routerPort == nil {
+		return func(string) *nbdb.LogicalRouterPort { return nil }
+	}
+	return l.routerPort
+}
+
+func (l *rowLookup) switchPortFunc() func(uuid string) *nbdb.LogicalSwitchPort {
+	if l == nil || l.switchPort == nil {
+		return func(string) *nbdb.LogicalSwitchPort { return nil }
+	}
+	return l.switchPort
+}
+
+// onUpdate's rows look ports up in the cache: a router port taken off a router but kept by
+// another router does not change itself, so the router's change is reported for it; and a switch
+// whose ports changed by pod ports alone is reported as changes of those pods (see
+// onSwitchPortsUpdate).
+func (b *Backend) onUpdate(rows *rowLookup, table string, old, updated model.Model) {
 	if o, ok := old.(*nbdb.LogicalRouter); ok {
 		n, ok := updated.(*nbdb.LogicalRouter)
 		if !ok {
@@ -481,7 +523,7 @@ func (b *Backend) onUpdate(routerPort func(uuid string) *nbdb.LogicalRouterPort,
 		}
 		cluster := b.opts.ClusterName
 		if ownedBy(o.ExternalIDs, cluster) || ownedBy(n.ExternalIDs, cluster) {
-			b.onRouterUpdate(routerPort, o, n)
+			b.onRouterUpdate(rows.routerPortFunc(), o, n)
 		}
 		if o.Name != n.Name {
 			b.notifyForeignName(table, old)
@@ -489,13 +531,18 @@ func (b *Backend) onUpdate(routerPort func(uuid string) *nbdb.LogicalRouterPort,
 		}
 		return
 	}
-	before, wasOwned := b.ownerOf(old)
-	if wasOwned {
-		b.notify(backend.Change{Owned: before})
+	if o, ok := old.(*nbdb.LogicalSwitch); ok {
+		if n, ok := updated.(*nbdb.LogicalSwitch); ok && b.onSwitchPortsUpdate(rows.switchPortFunc(), o, n) {
+			return
+		}
 	}
-	after, owned := b.ownerOf(updated)
-	if owned && (!wasOwned || after != before) {
-		b.notify(backend.Change{Owned: after})
+	before, wasOwned := b.changeOf(old)
+	if wasOwned {
+		b.notify(before)
+	}
+	after, owned := b.changeOf(updated)
+	if owned && (!wasOwned || !sameChange(after, before)) {
+		b.notify(after)
 	}
 	if !wasOwned && (owned || rowName(old) != rowName(updated)) {
 		b.notifyForeignName(table, old)
@@ -543,17 +590,77 @@ func (b *Backend) onRouterUpdate(routerPort func(uuid string) *nbdb.LogicalRoute
 	}
 }
 
+// onSwitchPortsUpdate handles the update of a switch of which only the ports changed, and all
+// the ports that came or went and are still in the cache are pod ports of the cluster: each
+// EnsurePort and DeletePort makes one. It reports the changes of those pods (a port moved to
+// another switch by hand changes no row but the switches), and not a change of the switch's
+// Network, whose sync would find nothing to do: so that attaching pods costs the network
+// controller nothing. A port that went and is not in the cache any more was deleted, and its own
+// deletion is reported. It returns false, and reports nothing, for any other update.
+func (b *Backend) onSwitchPortsUpdate(switchPort func(uuid string) *nbdb.LogicalSwitchPort, o, n *nbdb.LogicalSwitch) bool {
+	if o.Name != n.Name || !maps.Equal(o.OtherConfig, n.OtherConfig) || !maps.Equal(o.ExternalIDs, n.ExternalIDs) {
+		return false
+	}
+	if _, owned := b.ownerOf(n); !owned {
+		return false
+	}
+	changed := changedPorts(o.Ports, n.Ports)
+	if len(changed) == 0 {
+		return false
+	}
+	var pods []backend.Change
+	for _, uuid := range changed {
+		port := switchPort(uuid)
+		if port == nil {
+			continue
+		}
+		change, ok := b.changeOf(port)
+		if !ok || change.Pod == nil {
+			return false
+		}
+		pods = append(pods, change)
+	}
+	for _, change := range pods {
+		b.notify(change)
+	}
+	return true
+}
+
+// changedPorts returns the ports in only one of two port lists. libovsdb appends the ports a
+// mutation adds, so that the common prefix, which is skipped, is usually most of the list.
+func changedPorts(before, after []string) []string {
+	i := 0
+	for i < len(before) && i < len(after) && before[i] == after[i] {
+		i++
+	}
+	was, is := setOf(before[i:]), setOf(after[i:])
+	var changed []string
+	for _, uuid := range after[i:] {
+		if _, ok := was[uuid]; !ok {
+			changed = append(changed, uuid)
+		}
+	}
+	for _, uuid := range before[i:] {
+		if _, ok := is[uuid]; !ok {
+			changed = append(changed, uuid)
+		}
+	}
+	return changed
+}
+
 func (b *Backend) onDelete(table string, row model.Model) {
-	if owner, owned := b.ownerOf(row); owned {
-		b.notify(backend.Change{Owned: owner})
+	if change, owned := b.changeOf(row); owned {
+		b.notify(change)
 		return
 	}
 	b.notifyForeignName(table, row)
 }
 
-// notifyForeignName reports a row of another owner whose name is one the cluster uses.
+// notifyForeignName reports a row of another owner whose name is one the cluster uses. For a pod
+// port's name, the change names the pod by the name, and the pod and Network as far as the row's
+// keys say.
 func (b *Backend) notifyForeignName(table string, row model.Model) {
-	if _, owned := b.ownerOf(row); owned {
+	if _, owned := b.changeOf(row); owned {
 		return
 	}
 	if r, ok := row.(*nbdb.LogicalRouter); ok && ownedBy(r.ExternalIDs, b.opts.ClusterName) {
@@ -561,6 +668,17 @@ func (b *Backend) notifyForeignName(table string, row model.Model) {
 	}
 	if owner, ok := nameOwner(b.opts.ClusterName, table, rowName(row)); ok {
 		b.notify(backend.Change{Owned: owner, Foreign: true})
+		return
+	}
+	if r, ok := row.(*nbdb.LogicalSwitchPort); ok {
+		if uid, ok := podNameOwner(b.opts.ClusterName, r.Name); ok {
+			ids := r.ExternalIDs
+			b.notify(backend.Change{
+				Owned:   backend.Owned{Namespace: ids[NamespaceKey], Name: ids[NameKey], UID: types.UID(ids[UIDKey])},
+				Foreign: true,
+				Pod:     &backend.PodRef{Namespace: ids[PodNamespaceKey], Name: ids[PodNameKey], UID: uid},
+			})
+		}
 	}
 }
 
@@ -585,13 +703,47 @@ func rowName(row model.Model) string {
 	return ""
 }
 
-// ownerOf returns the Network of a switch, switch port or router port of the cluster.
+// changeOf returns the change to report for a switch, switch port or router port of the cluster:
+// for a pod port (see podOf), with Pod set and the Network its keys say; false for a row that is
+// not the cluster's.
+func (b *Backend) changeOf(row model.Model) (backend.Change, bool) {
+	if pod := b.podOf(row); pod != nil {
+		ids := row.(*nbdb.LogicalSwitchPort).ExternalIDs
+		return backend.Change{Owned: backend.Owned{Namespace: ids[NamespaceKey], Name: ids[NameKey], UID: types.UID(ids[UIDKey])}, Pod: pod}, true
+	}
+	owner, owned := b.ownerOf(row)
+	return backend.Change{Owned: owner}, owned
+}
+
+// sameChange reports whether two changes say the same, Pod by value.
+func sameChange(a, b backend.Change) bool {
+	if (a.Pod == nil) != (b.Pod == nil) || (a.Pod != nil && *a.Pod != *b.Pod) {
+		return false
+	}
+	return a.Owned == b.Owned && a.Foreign == b.Foreign && a.Created == b.Created
+}
+
+// podOf returns the pod of a pod port of the cluster (see PodUIDKey), nil for any other row.
+func (b *Backend) podOf(row model.Model) *backend.PodRef {
+	r, ok := row.(*nbdb.LogicalSwitchPort)
+	if !ok || !isPodPort(r.ExternalIDs, b.opts.ClusterName) {
+		return nil
+	}
+	ids := r.ExternalIDs
+	return &backend.PodRef{Namespace: ids[PodNamespaceKey], Name: ids[PodNameKey], UID: types.UID(ids[PodUIDKey])}
+}
+
+// ownerOf returns the Network of a switch, switch port or router port of the cluster; not of a
+// pod port, which is the pod's (see podOf).
 func (b *Backend) ownerOf(row model.Model) (backend.Owned, bool) {
 	var ids map[string]string
 	switch r := row.(type) {
 	case *nbdb.LogicalSwitch:
 		ids = r.ExternalIDs
 	case *nbdb.LogicalSwitchPort:
+		if isPodPort(r.ExternalIDs, b.opts.ClusterName) {
+			return backend.Owned{}, false
+		}
 		ids = r.ExternalIDs
 	case *nbdb.LogicalRouterPort:
 		ids = r.ExternalIDs

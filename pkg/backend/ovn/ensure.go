@@ -62,7 +62,7 @@ func (b *Backend) Ensure(ctx context.Context, network backend.Network) (backend.
 		}
 		p = ensurePlan(want, obs)
 	}
-	tx, err := b.buildEnsure(network.UID, want, p)
+	tx, err := b.buildEnsure(network.UID, want, p, obs.Switches)
 	b.connMu.RUnlock()
 	if err != nil {
 		return status, fmt.Errorf("building the transaction for network %s/%s: %w", network.Namespace, network.Name, err)
@@ -147,7 +147,7 @@ func (b *Backend) Delete(ctx context.Context, uid types.UID) error {
 }
 
 // List returns the Networks that the cluster has rows for, one per UID, sorted by UID. A UID
-// counts when any of its switch, switch port or router port is there.
+// counts when any of its switch, switch port (but a pod port) or router port is there.
 func (b *Backend) List(ctx context.Context) ([]backend.Owned, error) {
 	if err := b.Ready(); err != nil {
 		return nil, err
@@ -168,8 +168,12 @@ func (b *Backend) List(ctx context.Context) ([]backend.Owned, error) {
 	if err := b.client.WhereCache(func(r *nbdb.LogicalSwitch) bool { return add(r.ExternalIDs) }).List(ctx, &switches); err != nil {
 		return nil, fmt.Errorf("listing logical switches from the cache: %w", err)
 	}
+	// Pod ports have their Network's UID, but are not its rows: a pod port left behind is no
+	// Network to delete.
 	var switchPorts []*nbdb.LogicalSwitchPort
-	if err := b.client.WhereCache(func(r *nbdb.LogicalSwitchPort) bool { return add(r.ExternalIDs) }).List(ctx, &switchPorts); err != nil {
+	if err := b.client.WhereCache(func(r *nbdb.LogicalSwitchPort) bool {
+		return !isPodPort(r.ExternalIDs, b.opts.ClusterName) && add(r.ExternalIDs)
+	}).List(ctx, &switchPorts); err != nil {
 		return nil, fmt.Errorf("listing logical switch ports from the cache: %w", err)
 	}
 	var routerPorts []*nbdb.LogicalRouterPort
@@ -318,6 +322,47 @@ func (b *Backend) ownedByUID(m model.Model, externalIDs *map[string]string, uid 
 	)
 }
 
+// routerSwitchPortsByUID selects the switch ports of type router that the cluster owns for the
+// UID. The UID and type conditions are answered together by the client index on
+// (external_ids:samplecrd.k8s.io/uid, type) (see New), so that the Network's pod ports, which
+// have its UID but another type, are not even looked at.
+func (b *Backend) routerSwitchPortsByUID(uid types.UID) client.ConditionalAPI {
+	m := &nbdb.LogicalSwitchPort{}
+	return b.client.WhereAll(m,
+		model.Condition{Field: &m.ExternalIDs, Function: ovsdb.ConditionIncludes, Value: map[string]string{UIDKey: string(uid)}},
+		model.Condition{Field: &m.Type, Function: ovsdb.ConditionEqual, Value: SwitchPortTypeRouter},
+		model.Condition{Field: &m.ExternalIDs, Function: ovsdb.ConditionIncludes, Value: map[string]string{OwnerKey: b.opts.ClusterName}},
+	)
+}
+
+// podPortsOn returns the cluster's pod ports on the switches, except those among skip, looked up
+// one by one: it is for a Network's duplicate switches, which are rare. The caller holds connMu
+// for reading.
+func (b *Backend) podPortsOn(switches []nbdb.LogicalSwitch, skip []nbdb.LogicalSwitchPort) []nbdb.LogicalSwitchPort {
+	c := b.client.Cache()
+	if c == nil {
+		return nil
+	}
+	table := c.Table(nbdb.LogicalSwitchPortTable)
+	if table == nil {
+		return nil
+	}
+	seen := uuidSet(skip, func(r *nbdb.LogicalSwitchPort) string { return r.UUID })
+	var pods []nbdb.LogicalSwitchPort
+	for _, s := range switches {
+		for _, uuid := range s.Ports {
+			if _, ok := seen[uuid]; ok {
+				continue
+			}
+			seen[uuid] = struct{}{}
+			if port, ok := table.Row(uuid).(*nbdb.LogicalSwitchPort); ok && isPodPort(port.ExternalIDs, b.opts.ClusterName) {
+				pods = append(pods, *port)
+			}
+		}
+	}
+	return pods
+}
+
 // observe reads from the cache the cluster's rows for the UID, and the rows that refer to them.
 // For Ensure (want not nil) it also finds the namespace's router and the rows that hold the names
 // of want's rows: the cluster's switches of other UIDs under the switch's name are StaleSwitches,
@@ -331,6 +376,12 @@ func (b *Backend) ownedByUID(m model.Model, externalIDs *map[string]string, uid 
 // deleted port must be taken off every row that refers to it, or the transaction fails). The one
 // port that is on its own switch or router and also on another one is missed. The caller holds
 // connMu for reading.
+//
+// Pod ports (see PodUIDKey) carry the UID of their Network too, but are no rows of the Network's
+// own: for Ensure the switch ports are looked up among those of type router, which a pod's are
+// not, so that a Network's pods cost its Ensure nothing, and only the pod ports on the UID's
+// duplicate switches are read (into PodPorts: they move to the switch kept); for Delete every
+// pod port of the UID is read into PodPorts.
 func (b *Backend) observe(ctx context.Context, uid types.UID, want *desiredState, full bool) (observed, error) {
 	cluster := b.opts.ClusterName
 	obs := observed{cluster: cluster}
@@ -339,8 +390,21 @@ func (b *Backend) observe(ctx context.Context, uid types.UID, want *desiredState
 	if err := b.ownedByUID(ls, &ls.ExternalIDs, uid).List(ctx, &obs.Switches); err != nil {
 		return obs, fmt.Errorf("listing logical switches from the cache: %w", err)
 	}
-	if err := b.ownedByUID(lsp, &lsp.ExternalIDs, uid).List(ctx, &obs.SwitchPorts); err != nil {
+	var switchPorts []nbdb.LogicalSwitchPort
+	lspQuery := b.ownedByUID(lsp, &lsp.ExternalIDs, uid)
+	if want != nil {
+		lspQuery = b.routerSwitchPortsByUID(uid)
+	}
+	if err := lspQuery.List(ctx, &switchPorts); err != nil {
 		return obs, fmt.Errorf("listing logical switch ports from the cache: %w", err)
+	}
+	for _, port := range switchPorts {
+		switch {
+		case !isPodPort(port.ExternalIDs, cluster):
+			obs.SwitchPorts = append(obs.SwitchPorts, port)
+		case want == nil:
+			obs.PodPorts = append(obs.PodPorts, port)
+		}
 	}
 	if err := b.ownedByUID(lrp, &lrp.ExternalIDs, uid).List(ctx, &obs.RouterPorts); err != nil {
 		return obs, fmt.Errorf("listing logical router ports from the cache: %w", err)
@@ -354,14 +418,22 @@ func (b *Backend) observe(ctx context.Context, uid types.UID, want *desiredState
 		if err := b.observeNames(ctx, *want, &obs); err != nil {
 			return obs, err
 		}
+		if len(obs.Switches) > 1 {
+			obs.PodPorts = b.podPortsOn(obs.Switches, obs.SwitchPorts)
+		}
 	}
 
 	stale := uuidSet(obs.StaleSwitches, func(r *nbdb.LogicalSwitch) string { return r.UUID })
 	onSwitch := func(r *nbdb.LogicalSwitchPort) bool {
 		return slices.ContainsFunc(obs.Switches, func(s nbdb.LogicalSwitch) bool { return slices.Contains(s.Ports, r.UUID) })
 	}
-	if len(obs.SwitchPorts) > 0 && (full || len(obs.SwitchPorts) > 1 || !all(obs.SwitchPorts, onSwitch)) {
-		ports := uuidSet(obs.SwitchPorts, func(r *nbdb.LogicalSwitchPort) string { return r.UUID })
+	// For Delete, the pod ports must be taken off the other switches too.
+	portsToFind := obs.SwitchPorts
+	if want == nil {
+		portsToFind = append(slices.Clone(obs.SwitchPorts), obs.PodPorts...)
+	}
+	if len(portsToFind) > 0 && (full || len(obs.SwitchPorts) > 1 || !all(obs.SwitchPorts, onSwitch)) {
+		ports := uuidSet(portsToFind, func(r *nbdb.LogicalSwitchPort) string { return r.UUID })
 		err := b.client.WhereCache(func(r *nbdb.LogicalSwitch) bool {
 			_, isStale := stale[r.UUID]
 			return !isStale && ownedUID(r.ExternalIDs, cluster) != uid && containsAny(r.Ports, ports)
@@ -386,6 +458,7 @@ func (b *Backend) observe(ctx context.Context, uid types.UID, want *desiredState
 
 	sortByUUID(obs.Switches, func(r *nbdb.LogicalSwitch) string { return r.UUID })
 	sortByUUID(obs.SwitchPorts, func(r *nbdb.LogicalSwitchPort) string { return r.UUID })
+	sortByUUID(obs.PodPorts, func(r *nbdb.LogicalSwitchPort) string { return r.UUID })
 	sortByUUID(obs.RouterPorts, func(r *nbdb.LogicalRouterPort) string { return r.UUID })
 	sortByUUID(obs.StaleSwitches, func(r *nbdb.LogicalSwitch) string { return r.UUID })
 	sortByUUID(obs.PortSwitches, func(r *nbdb.LogicalSwitch) string { return r.UUID })
@@ -488,12 +561,13 @@ type transaction struct {
 	// single are the indexes of the operations that must change exactly one row (the rows the
 	// plan keeps); a count of zero means that the row went away since the cache was read.
 	single []int
-	// switchInsert and routerInsert are the indexes of those insert operations, or -1.
-	switchInsert, routerInsert int
+	// switchInsert, routerInsert and portInsert are the indexes of the insert operations of a
+	// switch, a router and a pod port, or -1.
+	switchInsert, routerInsert, portInsert int
 }
 
 func newTransaction() *transaction {
-	return &transaction{guards: map[int]string{}, switchInsert: -1, routerInsert: -1}
+	return &transaction{guards: map[int]string{}, switchInsert: -1, routerInsert: -1, portInsert: -1}
 }
 
 func (t *transaction) add(ops []ovsdb.Operation, err error) error {
@@ -657,10 +731,33 @@ func portsAre(c client.Client, uuid string, ports []string) ([]ovsdb.Operation, 
 	return byUUID(c, m, &m.UUID, uuid).Wait(ovsdb.WaitConditionEqual, &timeout, m, &m.Ports)
 }
 
-// buildEnsure turns an Ensure plan into operations, with guards for the rows it inserts.
-func (b *Backend) buildEnsure(uid types.UID, want desiredState, p plan) (*transaction, error) {
+// switchPortsAre returns a wait operation that fails the transaction at once unless the switch
+// with the UUID exists and has exactly the ports.
+func switchPortsAre(c client.Client, uuid string, ports []string) ([]ovsdb.Operation, error) {
+	timeout := 0
+	m := &nbdb.LogicalSwitch{UUID: uuid, Ports: ports}
+	if m.Ports == nil {
+		m.Ports = []string{}
+	}
+	return byUUID(c, m, &m.UUID, uuid).Wait(ovsdb.WaitConditionEqual, &timeout, m, &m.Ports)
+}
+
+// buildEnsure turns an Ensure plan into operations, with guards for the rows it inserts, and for
+// the duplicate switches it deletes, which must have the ports that switches (the UID's, as
+// observed) shows: the plan moves their pod ports to the switch kept, and a pod port added to one
+// meanwhile would go with it.
+func (b *Backend) buildEnsure(uid types.UID, want desiredState, p plan, switches []nbdb.LogicalSwitch) (*transaction, error) {
 	c := b.client
 	tx := newTransaction()
+	for _, uuid := range p.DeleteSwitches {
+		i := slices.IndexFunc(switches, func(s nbdb.LogicalSwitch) bool { return s.UUID == uuid })
+		if i < 0 {
+			return nil, fmt.Errorf("the switch %s to delete was not observed", uuid)
+		}
+		if err := tx.addGuard("a duplicate switch to delete gained or lost ports meanwhile")(switchPortsAre(c, uuid, switches[i].Ports)); err != nil {
+			return nil, fmt.Errorf("guarding the deletion of a switch: %w", err)
+		}
+	}
 	// The rows of the cluster that hold the switch's name for another UID go first, so that the
 	// guard below sees the name free of them.
 	for _, uuid := range p.ReplaceSwitches {
@@ -766,7 +863,7 @@ func (b *Backend) addPatches(tx *transaction, want desiredState, p plan) error {
 		m := want.SwitchPort.CloneModel().(*nbdb.LogicalSwitchPort)
 		m.UUID = p.SwitchPort
 		if err := addRowPatch(tx, c, m, &m.UUID, p.SwitchPortPatch, map[string]any{
-			columnName: &m.Name, columnType: &m.Type, columnAddresses: &m.Addresses,
+			columnName: &m.Name, columnType: &m.Type, columnAddresses: &m.Addresses, columnPortSecurity: &m.PortSecurity,
 			columnOptions: &m.Options, columnExternalIDs: &m.ExternalIDs,
 		}, nil); err != nil {
 			return fmt.Errorf("patching the logical switch port: %w", err)

@@ -56,7 +56,9 @@ func newFuzzNetwork(namespace, name, uid string) (fuzzNetwork, bool) {
 // cluster: each name maps back through nameOwner to the Network it was made for, and to nothing in
 // the other tables; the rows' external_ids map back through ownerOf; two different Networks never
 // share a switch or port name, two namespaces never share a router, and no router name is a switch
-// name; the router port's MAC is a locally administered unicast address.
+// name; the router port's MAC is a locally administered unicast address. The UIDs are pods' too:
+// a pod port's name maps back through podNameOwner to the pod, never reads as a Network's, and is
+// never the name of another pod's port nor of a Network's switch port.
 func FuzzNames(f *testing.F) {
 	f.Fuzz(func(t *testing.T, cluster, ns1, name1, uid1, ns2, name2, uid2 string) {
 		if validateCluster(cluster) != nil {
@@ -73,7 +75,17 @@ func FuzzNames(f *testing.F) {
 		if (a.namespace != b.namespace || a.name != b.name) && SwitchName(cluster, a.namespace, a.name) == SwitchName(cluster, b.namespace, b.name) {
 			t.Errorf("Networks %s/%s and %s/%s share the switch name %q", a.namespace, a.name, b.namespace, b.name, SwitchName(cluster, a.namespace, a.name))
 		}
+		for _, x := range []types.UID{a.uid, b.uid} {
+			for _, y := range []types.UID{a.uid, b.uid} {
+				if PodPortName(cluster, x) == SwitchPortName(cluster, y) {
+					t.Errorf("the port of pod %q has the name of the switch port of Network %q: %q", x, y, PodPortName(cluster, x))
+				}
+			}
+		}
 		if a.uid != b.uid {
+			if PodPortName(cluster, a.uid) == PodPortName(cluster, b.uid) {
+				t.Errorf("pods %q and %q share the port name %q", a.uid, b.uid, PodPortName(cluster, a.uid))
+			}
 			if SwitchPortName(cluster, a.uid) == SwitchPortName(cluster, b.uid) {
 				t.Errorf("UIDs %q and %q share the switch port name %q", a.uid, b.uid, SwitchPortName(cluster, a.uid))
 			}
@@ -154,6 +166,34 @@ func checkNames(t *testing.T, cluster string, n fuzzNetwork) {
 	}
 	if ids := rows.Router.ExternalIDs; !ownedBy(ids, cluster) || ids[RoleKey] != RoleNamespaceRouter || ids[NamespaceKey] != n.namespace {
 		t.Errorf("router external_ids %v do not mark it as namespace %q's router of cluster %q", ids, n.namespace, cluster)
+	}
+
+	// n as a pod of its own namespace, with a port on the Network.
+	podName := PodPortName(cluster, n.uid)
+	if got, ok := podNameOwner(cluster, podName); !ok || got != n.uid {
+		t.Errorf("podNameOwner(%q, %q) = %q, %t; want %q", cluster, podName, got, ok, n.uid)
+	}
+	// A pod port is in the switch port table (where a switch's or router's name reads as nothing
+	// either); it must not read as a Network's port of either port table.
+	for _, table := range []string{nbdb.LogicalSwitchPortTable, nbdb.LogicalRouterPortTable} {
+		if got, ok := nameOwner(cluster, table, podName); ok {
+			t.Errorf("nameOwner(%q, %s, %q) = %+v, but it is the name of a pod's port", cluster, table, podName, got)
+		}
+	}
+	if got, ok := podNameOwner(cluster, names[nbdb.LogicalSwitchPortTable]); ok {
+		t.Errorf("podNameOwner(%q, %q) = %q, but it is the name of a Network's switch port", cluster, names[nbdb.LogicalSwitchPortTable], got)
+	}
+	pod := backend.PodRef{Namespace: n.namespace, Name: n.name, UID: n.uid}
+	port := desiredPort(cluster, backend.Port{NetworkNamespace: n.namespace, NetworkName: n.name, NetworkUID: n.uid, Pod: pod,
+		MAC: net.HardwareAddr{0x0a, 0x58, 0x0a, 0, 0, 5}, IP: netip.MustParseAddr("10.0.0.5")})
+	if port.Name != podName {
+		t.Errorf("desiredPort's name %q differs from PodPortName's %q", port.Name, podName)
+	}
+	if got, ok := b.ownerOf(&port); ok {
+		t.Errorf("ownerOf(the pod port row) = %+v, but a pod port is no Network's own row", got)
+	}
+	if got, ok := b.changeOf(&port); !ok || got.Owned != owned || got.Pod == nil || *got.Pod != pod {
+		t.Errorf("changeOf(the pod port row) = %+v (pod %v), %t; want %+v with pod %+v", got, got.Pod, ok, owned, pod)
 	}
 
 	mac := RouterPortMAC(n.uid)

@@ -17,9 +17,9 @@ import (
 
 // Column names that a rowPatch overwrites as a whole.
 const (
-	columnName      = "name"
-	columnType      = "type"
-	columnAddresses = "addresses"
+	columnName         = "name"
+	columnType         = "type"
+	columnAddresses    = "addresses"
 	columnNetworks     = "networks"
 	columnMAC          = "mac"
 	columnPortSecurity = "port_security"
@@ -135,8 +135,12 @@ type observed struct {
 	// for another UID (or none): a Network deleted and created again under the name, or a row
 	// changed out of band. Ensure replaces them.
 	StaleSwitches []nbdb.LogicalSwitch
+	// PodPorts are pod ports of the cluster (see PodUIDKey), which are not among SwitchPorts. For
+	// Delete they are the pod ports of the UID, wherever they are; for Ensure, only when the UID
+	// has several switches, those on its switches, which move to the switch kept.
+	PodPorts []nbdb.LogicalSwitchPort
 	// PortSwitches are the switches other than Switches and StaleSwitches whose ports include
-	// one of SwitchPorts.
+	// one of SwitchPorts, or for Delete one of PodPorts.
 	PortSwitches []nbdb.LogicalSwitch
 	// PortRouters are the routers other than Router whose ports include one of RouterPorts.
 	PortRouters []nbdb.LogicalRouter
@@ -146,7 +150,7 @@ type observed struct {
 
 // empty reports whether the cluster has no row with the UID.
 func (o *observed) empty() bool {
-	return len(o.Switches) == 0 && len(o.SwitchPorts) == 0 && len(o.RouterPorts) == 0
+	return len(o.Switches) == 0 && len(o.SwitchPorts) == 0 && len(o.RouterPorts) == 0 && len(o.PodPorts) == 0
 }
 
 // mapPatch changes some keys of a map column: Delete is applied first, then Insert. A key whose
@@ -280,6 +284,27 @@ func ensurePlan(want desiredState, obs observed) plan {
 			p.DeleteSwitches = append(p.DeleteSwitches, s.UUID)
 		}
 	}
+	// The pod ports on the duplicates move to the switch kept, or they would go with them (pod
+	// ports are EnsurePort's and DeletePort's, never a Network's plan's). There is a switch kept
+	// whenever there are duplicates.
+	if sw != nil && len(obs.PodPorts) > 0 {
+		kept := setOf(sw.Ports)
+		onDeleted := map[string]struct{}{}
+		for _, s := range obs.Switches {
+			if s.UUID != sw.UUID {
+				for _, port := range s.Ports {
+					onDeleted[port] = struct{}{}
+				}
+			}
+		}
+		for _, port := range obs.PodPorts {
+			_, deleted := onDeleted[port.UUID]
+			if _, ok := kept[port.UUID]; deleted && !ok {
+				kept[port.UUID] = struct{}{}
+				p.SwitchPatch.AddPorts = append(p.SwitchPatch.AddPorts, port.UUID)
+			}
+		}
+	}
 	for _, s := range obs.StaleSwitches {
 		p.ReplaceSwitches = append(p.ReplaceSwitches, s.UUID)
 	}
@@ -372,6 +397,16 @@ func deletePlan(obs observed) plan {
 			}
 		}
 	}
+	// The UID's pod ports go too: on the switches deleted they would go with them, and elsewhere
+	// they would be left for a Network that is no more.
+	for _, port := range obs.PodPorts {
+		p.DeleteSwitchPorts = append(p.DeleteSwitchPorts, port.UUID)
+		for _, parent := range obs.PortSwitches {
+			if slices.Contains(parent.Ports, port.UUID) {
+				p.DetachSwitchPorts = append(p.DetachSwitchPorts, portRef{Parent: parent.UUID, Port: port.UUID})
+			}
+		}
+	}
 	routers := obs.PortRouters
 	if obs.Router != nil {
 		routers = append([]nbdb.LogicalRouter{*obs.Router}, routers...)
@@ -427,6 +462,11 @@ func diffSwitchPort(have, want nbdb.LogicalSwitchPort) rowPatch {
 	}
 	if !sameSet(have.Addresses, want.Addresses) {
 		p.Columns = append(p.Columns, columnAddresses)
+	}
+	// A router port has none, and a pod port's would block its traffic, were it renamed to be the
+	// Network's.
+	if !sameSet(have.PortSecurity, want.PortSecurity) {
+		p.Columns = append(p.Columns, columnPortSecurity)
 	}
 	p.addMap(columnOptions, diffMap(have.Options, want.Options, managedOptions))
 	p.addMap(columnExternalIDs, diffMap(have.ExternalIDs, want.ExternalIDs, managedExternalIDs))

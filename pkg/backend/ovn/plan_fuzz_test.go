@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
+	"net/netip"
 	"slices"
 	"testing"
 
@@ -22,7 +24,9 @@ import (
 // owners under the Network's names. A database (db) is observed as Ensure and Delete observe the
 // cache, the plan is applied as its OVSDB transaction would be (apply mirrors buildEnsure and
 // addPatches), and the result is checked: the desired rows exactly, in one transaction, or a
-// NameConflictError for a row of another owner; nothing of another owner changed.
+// NameConflictError for a row of another owner; nothing of another owner changed. Pods' ports
+// (EnsurePort's rows) are on the switches too: a Network's plans leave them alone, but for its
+// Delete, which removes those of its UID.
 
 // db is an in-memory northbound database: the rows of the four tables, by UUID.
 type db struct {
@@ -136,9 +140,15 @@ func (d *db) observe(cluster string, uid types.UID, want *desiredState, full boo
 			obs.Switches = append(obs.Switches, r)
 		}
 	}
+	// Ensure looks switch ports up among those of type router; pod ports are not the Network's
+	// own, and Delete alone reads them, wherever they are.
 	for _, r := range sorted(d.switchPorts) {
-		if mine(r.ExternalIDs) {
+		switch {
+		case !mine(r.ExternalIDs):
+		case !isPodPort(r.ExternalIDs, cluster) && (want == nil || r.Type == SwitchPortTypeRouter):
 			obs.SwitchPorts = append(obs.SwitchPorts, r)
+		case isPodPort(r.ExternalIDs, cluster) && want == nil:
+			obs.PodPorts = append(obs.PodPorts, r)
 		}
 	}
 	for _, r := range sorted(d.routerPorts) {
@@ -196,14 +206,29 @@ func (d *db) observe(cluster string, uid types.UID, want *desiredState, full boo
 			return obs, err
 		}
 		obs.RouterPorts = append(obs.RouterPorts, routerPorts...)
+		if len(obs.Switches) > 1 {
+			seen := uuidSet(obs.SwitchPorts, func(r *nbdb.LogicalSwitchPort) string { return r.UUID })
+			for _, s := range obs.Switches {
+				for _, uuid := range s.Ports {
+					if _, ok := seen[uuid]; !ok && isPodPort(d.switchPorts[uuid].ExternalIDs, cluster) {
+						seen[uuid] = struct{}{}
+						obs.PodPorts = append(obs.PodPorts, *d.switchPorts[uuid])
+					}
+				}
+			}
+		}
 	}
 
 	stale := uuidSet(obs.StaleSwitches, func(r *nbdb.LogicalSwitch) string { return r.UUID })
 	onSwitch := func(r *nbdb.LogicalSwitchPort) bool {
 		return slices.ContainsFunc(obs.Switches, func(s nbdb.LogicalSwitch) bool { return slices.Contains(s.Ports, r.UUID) })
 	}
-	if full || len(obs.SwitchPorts) > 1 || !all(obs.SwitchPorts, onSwitch) {
-		ports := uuidSet(obs.SwitchPorts, func(r *nbdb.LogicalSwitchPort) string { return r.UUID })
+	portsToFind := obs.SwitchPorts
+	if want == nil {
+		portsToFind = append(slices.Clone(obs.SwitchPorts), obs.PodPorts...)
+	}
+	if len(portsToFind) > 0 && (full || len(obs.SwitchPorts) > 1 || !all(obs.SwitchPorts, onSwitch)) {
+		ports := uuidSet(portsToFind, func(r *nbdb.LogicalSwitchPort) string { return r.UUID })
 		for _, r := range sorted(d.switches) {
 			if _, isStale := stale[r.UUID]; !isStale && ownedUID(r.ExternalIDs, cluster) != uid && containsAny(r.Ports, ports) {
 				obs.PortSwitches = append(obs.PortSwitches, r)
@@ -222,6 +247,7 @@ func (d *db) observe(cluster string, uid types.UID, want *desiredState, full boo
 		}
 	}
 	sortByUUID(obs.SwitchPorts, func(r *nbdb.LogicalSwitchPort) string { return r.UUID })
+	sortByUUID(obs.PodPorts, func(r *nbdb.LogicalSwitchPort) string { return r.UUID })
 	sortByUUID(obs.RouterPorts, func(r *nbdb.LogicalRouterPort) string { return r.UUID })
 	return obs, nil
 }
@@ -331,7 +357,8 @@ func apply(d *db, want desiredState, p plan) (*db, error) {
 		w := want.SwitchPort
 		if err := patchRow(p.SwitchPortPatch, map[string]func(){
 			columnName: func() { r.Name = w.Name }, columnType: func() { r.Type = w.Type },
-			columnAddresses: func() { r.Addresses = slices.Clone(w.Addresses) },
+			columnAddresses:    func() { r.Addresses = slices.Clone(w.Addresses) },
+			columnPortSecurity: func() { r.PortSecurity = slices.Clone(w.PortSecurity) },
 		}, map[string]*map[string]string{columnOptions: &r.Options, columnExternalIDs: &r.ExternalIDs}, nil, resolve); err != nil {
 			return nil, err
 		}
@@ -519,6 +546,8 @@ func (f *fuzzDB) fuzzValue(key string) (string, bool) {
 		values = []string{"net", "other"}
 	case RoleKey:
 		values = []string{RoleNamespaceRouter, RoleClusterRouter}
+	case PodUIDKey:
+		values = []string{"pod-1", "pod-2"}
 	case CIDRKey, SubnetKey:
 		values = []string{"10.1.0.0/24", "fd00:1::/64"}
 	case GatewayKey, ExcludeIPsKey:
@@ -570,10 +599,20 @@ func portNameFree[T any](m map[string]*T, name string, nameOf func(*T) string) b
 	return true
 }
 
+// firstPodEdit is the first byte that selects an edit of pod ports (see editPod); the bytes
+// below select the edits of the Network's rows, as byte modulo 14 (which the corpus was written
+// for).
+const firstPodEdit = 0xfc
+
 // edit applies one edit read from the input.
 func (f *fuzzDB) edit(want desiredState) {
 	idKeys := []string{OwnerKey, UIDKey, NamespaceKey, NameKey, CIDRKey, GatewayKey, RoleKey, "team"}
-	switch f.in.Choose(14) {
+	selector := f.in.Byte()
+	if selector >= firstPodEdit {
+		f.editPod(want, selector-firstPodEdit)
+		return
+	}
+	switch int(selector) % 14 {
 	case 0: // delete a row
 		switch f.in.Choose(4) {
 		case 0:
@@ -760,6 +799,70 @@ func (f *fuzzDB) edit(want desiredState) {
 	}
 }
 
+// podPortRows returns the UUIDs of the switch ports with a pod UID key, of any owner, sorted.
+func (f *fuzzDB) podPortRows() []string {
+	var out []string
+	for _, uuid := range slices.Sorted(maps.Keys(f.switchPorts)) {
+		if f.switchPorts[uuid].ExternalIDs[PodUIDKey] != "" {
+			out = append(out, uuid)
+		}
+	}
+	return out
+}
+
+// addPodPort adds the port EnsurePort writes for the pod to the switch, with the Network keys
+// ids says, unless a port has its name already.
+func (f *fuzzDB) addPodPort(sw *nbdb.LogicalSwitch, ids map[string]string, pod types.UID) {
+	port := desiredPort(testCluster, backend.Port{
+		NetworkNamespace: ids[NamespaceKey], NetworkName: ids[NameKey], NetworkUID: types.UID(ids[UIDKey]),
+		Pod: backend.PodRef{Namespace: "pods", Name: string(pod), UID: pod},
+		MAC: net.HardwareAddr{0x0a, 0x58, 0x0a, 0, 0, byte(f.next)}, IP: netip.AddrFrom4([4]byte{10, 1, 0, byte(f.next)}),
+	})
+	if !portNameFree(f.switchPorts, port.Name, func(p *nbdb.LogicalSwitchPort) string { return p.Name }) {
+		return
+	}
+	r := deepCopy(&port)
+	r.UUID = f.uuid("pod")
+	f.switchPorts[r.UUID] = r
+	sw.Ports = append(sw.Ports, r.UUID)
+}
+
+// editPod applies one edit of pod ports, which kind selects.
+func (f *fuzzDB) editPod(want desiredState, kind byte) {
+	pods := f.podPortRows()
+	var pod *nbdb.LogicalSwitchPort
+	if len(pods) > 0 {
+		pod = f.switchPorts[pods[f.in.Choose(len(pods))]]
+	}
+	switch kind {
+	case 0: // a pod's port on a switch, for the Network, another one, or one that is gone
+		if sw := f.switches[pickRow(f, f.switches)]; sw != nil {
+			uid := []types.UID{fuzzUID, fuzzOtherUID, fuzzOldUID}[f.in.Choose(3)]
+			f.addPodPort(sw, map[string]string{UIDKey: string(uid), NamespaceKey: "ns", NameKey: "net"}, types.UID(fmt.Sprintf("pod-%d", f.in.Choose(4))))
+		}
+	case 1: // keys of a pod's port changed
+		if pod != nil {
+			f.editMap(&pod.ExternalIDs, PodUIDKey, UIDKey, OwnerKey)
+		}
+	case 2: // a pod's port renamed, perhaps to a name of the Network's
+		if name := f.fuzzName(want); pod != nil && portNameFree(f.switchPorts, name, func(p *nbdb.LogicalSwitchPort) string { return p.Name }) {
+			pod.Name = name
+		}
+	case 3: // a pod's port made to look like a router port
+		if pod != nil {
+			pod.Type, pod.Addresses = SwitchPortTypeRouter, []string{SwitchPortAddressRouter}
+		}
+	}
+}
+
+// attachPods puts a pod's port on every switch, with the Network keys of the switch.
+func (f *fuzzDB) attachPods() {
+	for _, uuid := range slices.Sorted(maps.Keys(f.switches)) {
+		sw := f.switches[uuid]
+		f.addPodPort(sw, sw.ExternalIDs, types.UID("pod-on-"+uuid))
+	}
+}
+
 // detachEverywhere takes a port off every parent, so that it goes with the garbage.
 func (f *fuzzDB) detachEverywhere(port string) {
 	for _, s := range f.switches {
@@ -795,6 +898,8 @@ func buildFuzzDB(input []byte) (d *db, want backend.Network, deleting bool) {
 	for steps := 0; f.in.Left() > 0 && steps < 64; steps++ {
 		f.edit(desiredRows(testCluster, want))
 	}
+	// After the edits, so that the corpus's edits pick the rows they were written for.
+	f.attachPods()
 	// What ovsdb-server would hold: no references to ports that are not there, no port nothing
 	// refers to.
 	for _, s := range f.switches {
@@ -850,7 +955,7 @@ func checkEnsure(t *testing.T, before *db, network backend.Network) {
 	}
 
 	p := ensurePlan(want, obs)
-	checkPlanTargets(t, before, obs, p)
+	checkPlanTargets(t, before, obs, p, false)
 	after, err := apply(before, want, p)
 	if err != nil {
 		t.Fatalf("the transaction of the plan fails: %v\nplan: %+v\nobserved: %+v", err, p, obs)
@@ -922,6 +1027,7 @@ func checkEnsure(t *testing.T, before *db, network backend.Network) {
 		t.Errorf("after the transaction, the next plan is %+v, want none on switch %s\nfirst plan: %+v", next, wantSwitch, p)
 	}
 	checkOthers(t, before, after, obs, p)
+	checkPodPorts(t, before, after, obs, p, "")
 }
 
 func checkDelete(t *testing.T, before *db, uid types.UID) {
@@ -933,7 +1039,7 @@ func checkDelete(t *testing.T, before *db, uid types.UID) {
 	if p.empty() != obs.empty() {
 		t.Errorf("plan.empty() = %t with observed.empty() = %t", p.empty(), obs.empty())
 	}
-	checkPlanTargets(t, before, obs, p)
+	checkPlanTargets(t, before, obs, p, true)
 	after, err := apply(before, desiredState{}, p)
 	if err != nil {
 		t.Fatalf("the transaction of the plan fails: %v\nplan: %+v\nobserved: %+v", err, p, obs)
@@ -943,6 +1049,59 @@ func checkDelete(t *testing.T, before *db, uid types.UID) {
 		t.Errorf("after the transaction: %+v, %v; want no row of the UID", again, err)
 	}
 	checkOthers(t, before, after, obs, p)
+	checkPodPorts(t, before, after, obs, p, uid)
+}
+
+// checkPodPorts checks what a Network's transaction did to the pod ports of the cluster: Delete
+// (deleted set) removes those of the UID; otherwise a pod port stays as it was, on the switches
+// that stay, and moves to the switch kept from the Network's duplicate switches. It may go only
+// with the switches that held it when the plan deletes them all as stale (a Network of that name
+// before), or with Delete the UID's switches; and when Ensure takes it as the Network's port by
+// its name.
+func checkPodPorts(t *testing.T, before, after *db, obs observed, p plan, deleted types.UID) {
+	t.Helper()
+	taken := uuidSet(obs.SwitchPorts, func(r *nbdb.LogicalSwitchPort) string { return r.UUID })
+	replaced := setOf(p.ReplaceSwitches)
+	duplicates := setOf(p.DeleteSwitches)
+	for _, u := range slices.Sorted(maps.Keys(before.switchPorts)) {
+		b, a := before.switchPorts[u], after.switchPorts[u]
+		if !isPodPort(b.ExternalIDs, testCluster) {
+			continue
+		}
+		if _, ok := taken[u]; ok {
+			continue
+		}
+		parents := switchesWith(before, u)
+		if deleted != "" && b.ExternalIDs[UIDKey] == string(deleted) {
+			if a != nil {
+				t.Errorf("pod port %s of the Network %s deleted is still there, on %v", u, deleted, switchesWith(after, u))
+			}
+			continue
+		}
+		gone := all(parents, func(s *string) bool {
+			_, isReplaced := replaced[*s]
+			_, isDeleted := duplicates[*s]
+			return isReplaced || (deleted != "" && isDeleted)
+		})
+		if a == nil {
+			if !gone {
+				t.Errorf("pod port %s (%q, external_ids %v) on %v is gone", u, b.Name, b.ExternalIDs, parents)
+			}
+			continue
+		}
+		if diff := cmp.Diff(b, a); diff != "" {
+			t.Errorf("pod port %s changed (-before +after):\n%s", u, diff)
+		}
+		now := switchesWith(after, u)
+		for _, s := range parents {
+			if after.switches[s] != nil && !slices.Contains(now, s) {
+				t.Errorf("pod port %s was taken off switch %s: on %v, now %v", u, s, parents, now)
+			}
+			if _, ok := duplicates[s]; ok && deleted == "" && !slices.Contains(now, p.Switch) {
+				t.Errorf("pod port %s on the duplicate switch %s did not move to the switch kept %s: on %v", u, s, p.Switch, now)
+			}
+		}
+	}
 }
 
 // foreignNameHolder describes a row of another owner under one of want's names that Ensure must
@@ -1028,11 +1187,15 @@ func checkConflict(t *testing.T, d *db, want desiredState, e *backend.NameConfli
 // of the UID (or under its port names), the cluster's stale switches under its switch name, the
 // namespace's router, and the cluster's routers it leaves without ports; and that it detaches only
 // the UID's ports.
-func checkPlanTargets(t *testing.T, d *db, obs observed, p plan) {
+func checkPlanTargets(t *testing.T, d *db, obs observed, p plan, deleting bool) {
 	t.Helper()
 	in := func(uuids []string, uuid string) bool { return slices.Contains(uuids, uuid) }
 	switches := uuids(obs.Switches, func(r nbdb.LogicalSwitch) string { return r.UUID })
 	lsps := uuids(obs.SwitchPorts, func(r nbdb.LogicalSwitchPort) string { return r.UUID })
+	if deleting {
+		// Delete removes the UID's pod ports too.
+		lsps = append(lsps, uuids(obs.PodPorts, func(r nbdb.LogicalSwitchPort) string { return r.UUID })...)
+	}
 	lrps := uuids(obs.RouterPorts, func(r nbdb.LogicalRouterPort) string { return r.UUID })
 	stale := uuids(obs.StaleSwitches, func(r nbdb.LogicalSwitch) string { return r.UUID })
 	for _, u := range p.DeleteSwitches {
@@ -1094,6 +1257,10 @@ func checkOthers(t *testing.T, before, after *db, obs observed, p plan) {
 	ours := map[string]bool{}
 	for _, r := range obs.SwitchPorts {
 		ours[r.UUID] = true
+	}
+	for _, r := range obs.PodPorts {
+		// Delete's: the UID's pod ports go (checkPodPorts checks the others).
+		ours[r.UUID] = slices.Contains(p.DeleteSwitchPorts, r.UUID)
 	}
 	for _, r := range obs.RouterPorts {
 		ours[r.UUID] = true

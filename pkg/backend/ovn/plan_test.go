@@ -54,8 +54,9 @@ func TestRouterPortMAC(t *testing.T) {
 func TestNames(t *testing.T) {
 	got := []string{
 		RouterName("c1", "ns"), SwitchName("c1", "ns", "net"), SwitchPortName("c1", "u"), RouterPortName("c1", "u"),
+		PodPortName("c1", "p"),
 	}
-	want := []string{"c1.ns", "c1.ns.net", "c1.lsp.u", "c1.lrp.u"}
+	want := []string{"c1.ns", "c1.ns.net", "c1.lsp.u", "c1.lrp.u", "c1.pod.p"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("names (-want +got):\n%s", diff)
 	}
@@ -489,6 +490,29 @@ func TestEnsurePlan(t *testing.T) {
 			},
 		},
 		{
+			name:    "pod ports on a duplicate switch move to the switch kept; those on it stay",
+			network: v4,
+			observe: func(o *observed) {
+				o.Switches[0].Ports = append(o.Switches[0].Ports, "pod-1")
+				o.Switches = append(o.Switches, nbdb.LogicalSwitch{UUID: "ls-2", Name: "duplicate", Ports: []string{"pod-1", "pod-2", "pod-3"}})
+				o.PodPorts = []nbdb.LogicalSwitchPort{{UUID: "pod-1"}, {UUID: "pod-2"}, {UUID: "pod-3"}}
+			},
+			want: plan{
+				Switch: "ls-1", SwitchPort: "lsp-1", Router: "lr-1", RouterPort: "lrp-1",
+				SwitchPatch:    rowPatch{AddPorts: []string{"pod-2", "pod-3"}},
+				DeleteSwitches: []string{"ls-2"},
+			},
+		},
+		{
+			name:    "pod ports on the one switch: up to date",
+			network: v4,
+			observe: func(o *observed) {
+				o.Switches[0].Ports = append(o.Switches[0].Ports, "pod-1", "pod-2")
+				o.PodPorts = []nbdb.LogicalSwitchPort{{UUID: "pod-1"}, {UUID: "pod-2"}}
+			},
+			want: plan{Switch: "ls-1", SwitchPort: "lsp-1", Router: "lr-1", RouterPort: "lrp-1"},
+		},
+		{
 			name:    "two switches without the name: the lowest UUID is kept and renamed",
 			network: v4,
 			observe: func(o *observed) {
@@ -614,6 +638,33 @@ func TestDeletePlan(t *testing.T) {
 			},
 		},
 		{
+			name: "the Network's pod ports go, and off the switches of others",
+			observe: func(o *observed) {
+				o.Switches[0].Ports = append(o.Switches[0].Ports, "pod-1")
+				o.PodPorts = []nbdb.LogicalSwitchPort{{UUID: "pod-1"}, {UUID: "pod-2"}}
+				o.PortSwitches = []nbdb.LogicalSwitch{{UUID: "ls-9", Ports: []string{"pod-2", "pod-9"}}}
+			},
+			want: plan{
+				DeleteSwitches:    []string{"ls-1"},
+				DeleteSwitchPorts: []string{"lsp-1", "pod-1", "pod-2"},
+				DetachSwitchPorts: []portRef{{Parent: "ls-9", Port: "pod-2"}},
+				DeleteRouterPorts: []string{"lrp-1"},
+				DetachRouterPorts: []portRef{{Parent: "lr-1", Port: "lrp-1"}},
+			},
+		},
+		{
+			name: "only pod ports left",
+			observe: func(o *observed) {
+				o.Switches, o.SwitchPorts, o.RouterPorts = nil, nil, nil
+				o.PodPorts = []nbdb.LogicalSwitchPort{{UUID: "pod-2"}}
+				o.PortSwitches = []nbdb.LogicalSwitch{{UUID: "ls-9", Ports: []string{"pod-2"}}}
+			},
+			want: plan{
+				DeleteSwitchPorts: []string{"pod-2"},
+				DetachSwitchPorts: []portRef{{Parent: "ls-9", Port: "pod-2"}},
+			},
+		},
+		{
 			name: "switch port on a switch of another network",
 			observe: func(o *observed) {
 				o.PortSwitches = []nbdb.LogicalSwitch{{UUID: "ls-9", Ports: []string{"lsp-1"}}}
@@ -662,15 +713,15 @@ func TestNotify(t *testing.T) {
 	// router of another cluster.
 	ports := map[string]*nbdb.LogicalRouterPort{"lrp-2": {UUID: "lrp-2", ExternalIDs: ids("c1", "u7", "g")}}
 	lookup := func(uuid string) *nbdb.LogicalRouterPort { return ports[uuid] }
-	b.onUpdate(lookup, nbdb.LogicalRouterTable,
+	b.onUpdate(&rowLookup{routerPort: lookup}, nbdb.LogicalRouterTable,
 		&nbdb.LogicalRouter{ExternalIDs: map[string]string{OwnerKey: "c1"}, Ports: []string{"lrp-1", "lrp-2", "lrp-3"}},
 		&nbdb.LogicalRouter{ExternalIDs: map[string]string{OwnerKey: "c1"}, Ports: []string{"lrp-1"}})
-	b.onUpdate(lookup, nbdb.LogicalRouterTable,
+	b.onUpdate(&rowLookup{routerPort: lookup}, nbdb.LogicalRouterTable,
 		&nbdb.LogicalRouter{ExternalIDs: map[string]string{OwnerKey: "c2"}, Ports: []string{"lrp-2"}},
 		&nbdb.LogicalRouter{ExternalIDs: map[string]string{OwnerKey: "c2"}})
 	// A router of ours whose role key was removed: the owner of one of its ports is reported, so
 	// that its sync puts the key back.
-	b.onUpdate(lookup, nbdb.LogicalRouterTable,
+	b.onUpdate(&rowLookup{routerPort: lookup}, nbdb.LogicalRouterTable,
 		&nbdb.LogicalRouter{Name: "c1.ns", ExternalIDs: map[string]string{OwnerKey: "c1", RoleKey: RoleNamespaceRouter}, Ports: []string{"lrp-3", "lrp-2"}},
 		&nbdb.LogicalRouter{Name: "c1.ns", ExternalIDs: map[string]string{OwnerKey: "c1"}, Ports: []string{"lrp-3", "lrp-2"}})
 	// Rows of other owners under names of ours: what the name tells, marked Foreign. Their own
@@ -696,5 +747,96 @@ func TestNotify(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("OnChange calls (-want +got):\n%s", diff)
+	}
+}
+
+// TestNotifyPodPorts: a change of a pod port comes with Pod set and the Network its keys name;
+// one of another owner under a pod port's name with the pod of the name, Foreign; a switch whose
+// ports changed by pods' ports only, as the changes of those pods.
+func TestNotifyPodPorts(t *testing.T) {
+	b := &Backend{opts: Options{ClusterName: testCluster}}
+	b.ready.Store(true)
+	var got []backend.Change
+	b.OnChange(func(c backend.Change) { got = append(got, c) })
+	pod := func(network, podUID string) *nbdb.LogicalSwitchPort {
+		row := desiredPort(testCluster, testPort())
+		row.ExternalIDs[UIDKey], row.ExternalIDs[NameKey], row.ExternalIDs[PodUIDKey] = network, network, podUID
+		row.Name = PodPortName(testCluster, types.UID(podUID))
+		return &row
+	}
+	b.onAdd(nbdb.LogicalSwitchPortTable, pod("n1", "p1"))
+	// A new address: the same change, reported once.
+	moved := pod("n1", "p1")
+	moved.Addresses = []string{"0a:58:0a:01:00:09 10.1.0.9"}
+	b.onUpdate(nil, nbdb.LogicalSwitchPortTable, pod("n1", "p1"), moved)
+	// The pod moved to another Network: both are reported.
+	b.onUpdate(nil, nbdb.LogicalSwitchPortTable, pod("n1", "p1"), pod("n2", "p1"))
+	b.onDelete(nbdb.LogicalSwitchPortTable, pod("n2", "p2"))
+	// A pod port whose pod key was removed out of band is the Network's row now: both changes.
+	b.onUpdate(nil, nbdb.LogicalSwitchPortTable, pod("n3", "p3"), &nbdb.LogicalSwitchPort{Name: "c1.pod.p3",
+		ExternalIDs: map[string]string{OwnerKey: testCluster, UIDKey: "n3", NamespaceKey: "ns", NameKey: "n3"}})
+	// Rows of another owner taking and giving up a pod port's name; a name of another cluster is
+	// nothing.
+	b.onAdd(nbdb.LogicalSwitchPortTable, &nbdb.LogicalSwitchPort{Name: "c1.pod.p4", ExternalIDs: map[string]string{OwnerKey: "c2"}})
+	b.onDelete(nbdb.LogicalSwitchPortTable, &nbdb.LogicalSwitchPort{Name: "c1.pod.p5"})
+	b.onAdd(nbdb.LogicalSwitchPortTable, &nbdb.LogicalSwitchPort{Name: "c2.pod.p6"})
+	// Switches whose ports changed: by pod ports only (one added, one gone from the cache), which
+	// is the pods' change and not the Network's; by a port of the Network (lsp-1) or of another
+	// owner (lsp-x), which is the Network's.
+	ports := map[string]*nbdb.LogicalSwitchPort{"pod-7": pod("n7", "p7"), "lsp-1": {ExternalIDs: map[string]string{OwnerKey: testCluster, UIDKey: "n8"}},
+		"lsp-x": {}}
+	rows := &rowLookup{switchPort: func(uuid string) *nbdb.LogicalSwitchPort { return ports[uuid] }}
+	sw := func(network string, ports ...string) *nbdb.LogicalSwitch {
+		return &nbdb.LogicalSwitch{Name: "c1.ns." + network, Ports: ports,
+			ExternalIDs: map[string]string{OwnerKey: testCluster, UIDKey: network, NamespaceKey: "ns", NameKey: network}}
+	}
+	b.onUpdate(rows, nbdb.LogicalSwitchTable, sw("n7", "lsp-7", "pod-gone"), sw("n7", "lsp-7", "pod-7"))
+	b.onUpdate(rows, nbdb.LogicalSwitchTable, sw("n8", "lsp-1", "pod-7"), sw("n8", "pod-7"))
+	b.onUpdate(rows, nbdb.LogicalSwitchTable, sw("n9", "lsp-9"), sw("n9", "lsp-9", "pod-7", "lsp-x"))
+
+	owned := func(network string) backend.Owned {
+		return backend.Owned{Namespace: "ns", Name: network, UID: types.UID(network)}
+	}
+	ref := func(uid string) *backend.PodRef {
+		return &backend.PodRef{Namespace: "apps", Name: "web-0", UID: types.UID(uid)}
+	}
+	want := []backend.Change{
+		{Owned: owned("n1"), Pod: ref("p1"), Created: true},
+		{Owned: owned("n1"), Pod: ref("p1")},
+		{Owned: owned("n1"), Pod: ref("p1")},
+		{Owned: owned("n2"), Pod: ref("p1")},
+		{Owned: owned("n2"), Pod: ref("p2")},
+		{Owned: owned("n3"), Pod: ref("p3")},
+		{Owned: owned("n3")},
+		{Foreign: true, Pod: &backend.PodRef{UID: "p4"}},
+		{Foreign: true, Pod: &backend.PodRef{UID: "p5"}},
+		{Owned: owned("n7"), Pod: ref("p7")},
+		{Owned: owned("n8")},
+		{Owned: owned("n9")},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("OnChange calls (-want +got):\n%s", diff)
+	}
+}
+
+func TestChangedPorts(t *testing.T) {
+	tests := []struct {
+		name          string
+		before, after []string
+		want          []string
+	}{
+		{name: "none", before: []string{"a", "b"}, after: []string{"a", "b"}},
+		{name: "appended", before: []string{"a", "b"}, after: []string{"a", "b", "c"}, want: []string{"c"}},
+		{name: "one removed, the last moved into its place", before: []string{"a", "b", "c", "d"}, after: []string{"a", "d", "c"}, want: []string{"b"}},
+		{name: "reordered only", before: []string{"a", "b"}, after: []string{"b", "a"}},
+		{name: "from none", after: []string{"a"}, want: []string{"a"}},
+		{name: "added and removed", before: []string{"a", "b"}, after: []string{"a", "c"}, want: []string{"c", "b"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if diff := cmp.Diff(tt.want, changedPorts(tt.before, tt.after), cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("changedPorts (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
