@@ -14,6 +14,14 @@
 //     address derived from U;
 //   - a Logical_Switch_Port C.lsp.U of type router on the switch, connected to that router port.
 //
+// A pod P/p with UID V attached to a Network (EnsurePort) is a Logical_Switch_Port C.pod.V on the
+// Network's switch, with addresses and port_security "MAC IP" (the caller allocates both), and
+// external_ids samplecrd.k8s.io/pod-namespace, pod-name and pod-uid besides the Network's keys.
+// The Network's Ensure and List leave pod ports alone (Ensure moves those on a duplicate switch
+// it deletes to the switch kept); its Delete removes the Network's pod ports, wherever they are,
+// with the switch (which would take the ports on it along anyway: Logical_Switch_Port is not a
+// root table).
+//
 // Every switch and port carries external_ids samplecrd.k8s.io/owner=C, and the Network's
 // namespace, name and UID. Rows are found by these external_ids (routers by name, then keys).
 // Rows of other owners are never changed, except that the cluster's own ports are taken off them,
@@ -21,7 +29,7 @@
 //
 // The backend keeps one connection with a monitor of the four tables, and reads rows from
 // libovsdb's cache. New does not wait for the database: the backend connects and reconnects in the
-// background with exponential backoff, and Ready, Ensure, Delete and List return an error wrapping
+// background with exponential backoff, and Ready, Ensure, Delete, List and the port methods return an error wrapping
 // backend.ErrNotReady until the monitor's initial dump is in the cache, so that nothing is decided
 // on an empty cache.
 //
