@@ -1,8 +1,9 @@
-// Package fake is an in-memory Backend for unit tests: it records every call, holds networks in a
-// map and returns injected errors.
+// Package fake is an in-memory Backend (and Ports) for unit tests: it records every call, holds
+// networks and pod ports in maps and returns injected errors.
 package fake
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"slices"
@@ -19,10 +20,12 @@ const Type = "fake"
 
 // Call is one recorded call.
 type Call struct {
-	// Op is "ensure", "delete" or "list".
+	// Op is "ensure", "delete", "list", "ensure-port", "delete-port" or "list-ports".
 	Op string
-	// UID is the network's UID, for ensure and delete.
+	// UID is the network's UID, for ensure, delete and ensure-port.
 	UID types.UID
+	// Pod is the pod's UID, for ensure-port and delete-port.
+	Pod types.UID
 }
 
 // Backend is an in-memory backend.Backend. The zero value is not usable; call New.
@@ -30,6 +33,8 @@ type Backend struct {
 	mu sync.Mutex
 	// networks is what the backend holds, by UID.
 	networks map[types.UID]backend.Network
+	// ports are the pod ports the backend holds, by pod UID.
+	ports map[types.UID]backend.Port
 	// calls records every call in order.
 	calls []Call
 	// errs are returned by the next calls of an op, one per call, before the op does anything.
@@ -39,16 +44,22 @@ type Backend struct {
 	// onReady and onNotReady are the functions registered with OnReady and OnNotReady.
 	onReady    func()
 	onNotReady func(error)
-	// nextID numbers the networks' IDs.
-	nextID int
-	ids    map[types.UID]string
+	// nextID numbers the IDs of networks and ports, which ids holds by network UID and portIDs
+	// by pod UID.
+	nextID  int
+	ids     map[types.UID]string
+	portIDs map[types.UID]string
 }
 
-var _ backend.Backend = &Backend{}
+var (
+	_ backend.Backend = &Backend{}
+	_ backend.Ports   = &Backend{}
+)
 
 // New returns an empty fake backend holding the given networks.
 func New(networks ...backend.Network) *Backend {
-	b := &Backend{networks: map[types.UID]backend.Network{}, errs: map[string][]error{}, ids: map[types.UID]string{}}
+	b := &Backend{networks: map[types.UID]backend.Network{}, ports: map[types.UID]backend.Port{}, errs: map[string][]error{},
+		ids: map[types.UID]string{}, portIDs: map[types.UID]string{}}
 	for _, n := range networks {
 		b.networks[n.UID] = n
 		b.id(n.UID)
@@ -57,15 +68,21 @@ func New(networks ...backend.Network) *Backend {
 }
 
 func (b *Backend) id(uid types.UID) string {
-	if id, ok := b.ids[uid]; ok {
+	return b.newID(b.ids, uid)
+}
+
+func (b *Backend) newID(ids map[types.UID]string, uid types.UID) string {
+	if id, ok := ids[uid]; ok {
 		return id
 	}
 	b.nextID++
-	b.ids[uid] = fmt.Sprintf("id-%d", b.nextID)
-	return b.ids[uid]
+	ids[uid] = fmt.Sprintf("id-%d", b.nextID)
+	return ids[uid]
 }
 
-// InjectError makes the next call of op ("ensure", "delete" or "list") return err.
+// InjectError makes the next call of op ("ensure", "delete", "list", "ensure-port",
+// "delete-port" or "list-ports") return err, for example a *backend.NameConflictError for
+// ensure-port.
 func (b *Backend) InjectError(op string, err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -118,7 +135,12 @@ func (b *Backend) OnReady(fn func()) {
 // record records a call, and returns the error it must fail with: an injected one, or
 // backend.ErrNotReady while the backend is not ready.
 func (b *Backend) record(op string, uid types.UID) error {
-	b.calls = append(b.calls, Call{Op: op, UID: uid})
+	return b.recordCall(Call{Op: op, UID: uid})
+}
+
+func (b *Backend) recordCall(call Call) error {
+	op := call.Op
+	b.calls = append(b.calls, call)
 	if errs := b.errs[op]; len(errs) > 0 {
 		b.errs[op] = errs[1:]
 		return errs[0]
@@ -144,7 +166,8 @@ func (b *Backend) Ensure(_ context.Context, n backend.Network) (backend.Status, 
 	return backend.Status{Type: Type, Name: n.Namespace + "/" + n.Name, ID: b.id(n.UID), Changed: !ok || old != n}, nil
 }
 
-// Delete implements backend.Backend.
+// Delete implements backend.Backend. The pod ports on the network go with it, as the OVN
+// backend's go with the switch.
 func (b *Backend) Delete(_ context.Context, uid types.UID) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -152,6 +175,11 @@ func (b *Backend) Delete(_ context.Context, uid types.UID) error {
 		return err
 	}
 	delete(b.networks, uid)
+	for podUID, port := range b.ports {
+		if port.NetworkUID == uid {
+			delete(b.ports, podUID)
+		}
+	}
 	return nil
 }
 
@@ -181,6 +209,86 @@ func (b *Backend) Ready() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.notReady
+}
+
+// EnsurePort implements backend.Ports: it fails with backend.ErrNoNetwork when the backend holds
+// no network of the port's NetworkUID, and otherwise holds the port, moving it from the network
+// it was on.
+func (b *Backend) EnsurePort(_ context.Context, port backend.Port) (backend.PortStatus, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	status := backend.PortStatus{Name: port.Pod.Namespace + "/" + port.Pod.Name}
+	if err := b.recordCall(Call{Op: "ensure-port", UID: port.NetworkUID, Pod: port.Pod.UID}); err != nil {
+		return status, err
+	}
+	n, ok := b.networks[port.NetworkUID]
+	if !ok {
+		return status, fmt.Errorf("%w: fake backend has no network %s", backend.ErrNoNetwork, port.NetworkUID)
+	}
+	old, ok := b.ports[port.Pod.UID]
+	port.MAC = slices.Clone(port.MAC)
+	b.ports[port.Pod.UID] = port
+	status.ID = b.newID(b.portIDs, port.Pod.UID)
+	status.Switch = n.Namespace + "/" + n.Name
+	status.Changed = !ok || !samePort(old, port)
+	return status, nil
+}
+
+func samePort(a, b backend.Port) bool {
+	return a.NetworkNamespace == b.NetworkNamespace && a.NetworkName == b.NetworkName && a.NetworkUID == b.NetworkUID &&
+		a.Pod == b.Pod && bytes.Equal(a.MAC, b.MAC) && a.IP == b.IP
+}
+
+// DeletePort implements backend.Ports.
+func (b *Backend) DeletePort(_ context.Context, podUID types.UID) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.recordCall(Call{Op: "delete-port", Pod: podUID}); err != nil {
+		return err
+	}
+	delete(b.ports, podUID)
+	return nil
+}
+
+// ListPorts implements backend.Ports: the ports sorted by pod UID.
+func (b *Backend) ListPorts(context.Context) ([]backend.Port, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.recordCall(Call{Op: "list-ports"}); err != nil {
+		return nil, err
+	}
+	out := make([]backend.Port, 0, len(b.ports))
+	for _, p := range b.ports {
+		p.MAC = slices.Clone(p.MAC)
+		out = append(out, p)
+	}
+	slices.SortFunc(out, func(a, b backend.Port) int { return strings.Compare(string(a.Pod.UID), string(b.Pod.UID)) })
+	return out, nil
+}
+
+// SetPorts replaces the pod ports the backend holds, without recording a call: for a test that
+// starts with ports there (of networks the backend may not hold, as orphans).
+func (b *Backend) SetPorts(ports ...backend.Port) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.ports = map[types.UID]backend.Port{}
+	for _, p := range ports {
+		p.MAC = slices.Clone(p.MAC)
+		b.ports[p.Pod.UID] = p
+		b.newID(b.portIDs, p.Pod.UID)
+	}
+}
+
+// Ports returns a copy of the pod ports the backend holds, by pod UID.
+func (b *Backend) Ports() map[types.UID]backend.Port {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make(map[types.UID]backend.Port, len(b.ports))
+	for k, v := range b.ports {
+		v.MAC = slices.Clone(v.MAC)
+		out[k] = v
+	}
+	return out
 }
 
 // Networks returns a copy of what the backend holds, by UID.
