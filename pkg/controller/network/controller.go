@@ -210,6 +210,9 @@ func indexByUID(obj any) ([]string, error) {
 // (Foreign) concerns the Network of that name, or every Network of the namespace for a router.
 // It runs on the backend's event loop, so it only reads the cache and enqueues.
 func (c *Controller) backendChanged(change backend.Change) {
+	if change.Pod != nil {
+		return // a pod's port: the pod controller's, and no sign of drift or orphans of Networks
+	}
 	if change.UID != "" {
 		if objs, err := c.networksIndexer.ByIndex(uidIndex, string(change.UID)); err == nil && len(objs) > 0 {
 			if n, ok := objs[0].(*samplecrdv1.Network); ok {
