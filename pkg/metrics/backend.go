@@ -101,3 +101,40 @@ func (c *readinessCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, v, typ)
 	}
 }
+
+// InstrumentPorts returns p's Ports with each call's duration observed in
+// BackendRequestDuration, as operations ensure_port, delete_port and list_ports.
+func InstrumentPorts(p interface {
+	backend.Backend
+	backend.Ports
+}) backend.Ports {
+	return instrumentedPorts{p}
+}
+
+type instrumentedPorts struct {
+	p interface {
+		backend.Backend
+		backend.Ports
+	}
+}
+
+func (i instrumentedPorts) EnsurePort(ctx context.Context, port backend.Port) (backend.PortStatus, error) {
+	start := time.Now()
+	s, err := i.p.EnsurePort(ctx, port)
+	observeBackend(i.p, "ensure_port", start, err)
+	return s, err
+}
+
+func (i instrumentedPorts) DeletePort(ctx context.Context, podUID types.UID) error {
+	start := time.Now()
+	err := i.p.DeletePort(ctx, podUID)
+	observeBackend(i.p, "delete_port", start, err)
+	return err
+}
+
+func (i instrumentedPorts) ListPorts(ctx context.Context) ([]backend.Port, error) {
+	start := time.Now()
+	ports, err := i.p.ListPorts(ctx)
+	observeBackend(i.p, "list_ports", start, err)
+	return ports, err
+}

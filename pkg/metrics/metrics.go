@@ -45,7 +45,7 @@ var (
 	// BackendRequestDuration observes network backend calls by backend, operation and result.
 	BackendRequestDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: namespace, Name: "backend_request_duration_seconds",
-		Help:    "Time of network backend calls, by backend, operation (ensure, delete, list, prune) and result.",
+		Help:    "Time of network backend calls, by backend, operation (ensure, delete, list, prune, ensure_port, delete_port, list_ports) and result.",
 		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18),
 	}, []string{"backend", "operation", "result"})
 	// Leader is 1 while this process holds the leader lease, else 0.
