@@ -93,6 +93,8 @@ type Controller struct {
 	running     atomic.Bool
 	awayMu      sync.Mutex
 	away        time.Time
+	// attachments are the pods attached to Networks, nil when no controller attaches pods.
+	attachments Attachments
 	// misconfiguredCause is the text of the backend's last reported misconfiguration (see
 	// backend.MisconfiguredError), "" for none; guarded by awayMu.
 	misconfiguredCause string
@@ -114,12 +116,40 @@ type Options struct {
 	RateLimiter workqueue.TypedRateLimiter[cache.ObjectName]
 	// Runner are the manager-wide settings of the work loop: shutdown timeout and observer.
 	Runner runner.Options
+	// Attachments, when set, are the pods attached to Networks (the pod network controller's
+	// registry): a Network is opened to pods once programmed, counts its addresses in its status,
+	// and is neither removed nor changed in a way its pods' addresses do not fit while pods are
+	// attached to it.
+	Attachments Attachments
 	// EventObject is the object that the backend's outages are recorded on, one Warning event
 	// when it goes away and one Normal event when it returns (the manager's leader election
 	// Lease, say); none when nil. Networks do not record them: a programmed Network keeps its
 	// status through an outage.
 	EventObject runtime.Object
 }
+
+// Attachments are the pods attached to Networks, as the network controller needs them. The pod
+// network controller's Registry implements it.
+type Attachments interface {
+	// HasSynced reports whether every attachment is known; no Network is synced before.
+	HasSynced() bool
+	// SetNetwork opens the Network to pods with this cidr and gateway; when pods' addresses do not
+	// fit them it changes nothing and returns an error that says so.
+	SetNetwork(key cache.ObjectName, uid types.UID, cidr netip.Prefix, gateway netip.Addr) error
+	// CloseNetwork stops giving addresses of the Network, when no pod holds one; otherwise it
+	// returns how many do and names a few.
+	CloseNetwork(uid types.UID) (attached int, some []cache.ObjectName)
+	// Attached returns how many pods hold addresses on the Network, and names a few.
+	Attached(uid types.UID) (attached int, some []cache.ObjectName)
+	// Addresses counts the Network's addresses, nil when it has none open to pods.
+	Addresses(uid types.UID) *samplecrdv1.NetworkAddresses
+	// OnUsageChange registers fn, called with a Network whose used addresses changed.
+	OnUsageChange(fn func(network cache.ObjectName))
+}
+
+// UsageCoalesce is how long a Network's status waits after a change of its used addresses: a burst
+// of pods costs one status write per Network and interval, not one per pod.
+const UsageCoalesce = time.Second
 
 // NewController returns a network controller. It registers its event handlers and indexes on the
 // informer but starts nothing: the caller starts the informer factory once every controller is built.
@@ -161,6 +191,7 @@ func NewController(
 		firstReady:          make(chan struct{}),
 		backendReady:        make(chan struct{}, 1),
 		eventObject:         opts.EventObject,
+		attachments:         opts.Attachments,
 	}
 	c.networks = cache.NewIntegerResourceVersionMutationCacheWithOptions(logger, c.networksIndexer, cache.MutationCacheOptions{
 		// Long enough for any watch event to arrive; the informer's own events evict entries
@@ -180,6 +211,9 @@ func NewController(
 	}
 	if err := networkInformer.Informer().AddIndexers(cache.Indexers{uidIndex: indexByUID}); err != nil {
 		return nil, fmt.Errorf("adding the UID index: %w", err)
+	}
+	if c.attachments != nil {
+		c.attachments.OnUsageChange(func(key cache.ObjectName) { c.queue.AddAfter(key, UsageCoalesce) })
 	}
 	be.OnReady(c.backendBecameReady)
 	be.OnNotReady(c.backendWentAway)
@@ -361,13 +395,18 @@ func (c *Controller) enqueueAffected(n *samplecrdv1.Network, prefixes ...netip.P
 func (c *Controller) Run(ctx context.Context, workers int) {
 	c.running.Store(true)
 	defer c.running.Store(false)
+	synced := []cache.InformerSynced{c.networksSynced}
+	if c.attachments != nil {
+		// A Network's pods must be known before it is removed or its spec applied.
+		synced = append(synced, c.attachments.HasSynced)
+	}
 	runner.Run(ctx, runner.Config{
 		Name:          ControllerName,
 		KeyName:       "network",
 		Queue:         c.queue,
 		Sync:          c.syncNetwork,
 		Workers:       workers,
-		CachesSynced:  []cache.InformerSynced{c.networksSynced},
+		CachesSynced:  synced,
 		BeforeWorkers: c.waitForBackend,
 		Passes: []runner.Pass{
 			{Name: "backend ready", Trigger: c.backendReady, Run: c.checkAll},

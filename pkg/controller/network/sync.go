@@ -79,6 +79,9 @@ func (c *Controller) syncExisting(ctx context.Context, key cache.ObjectName, cac
 		// Admission validation makes this rare (the CRD was installed without its rules, say).
 		// Nothing the controller does will fix it: say so and wait for a new spec.
 		cond := notReady(samplecrdv1.ReasonInvalidSpec, invalid.Error())
+		if kept, err := c.keepForPods(ctx, cached, cond); kept || err != nil {
+			return err
+		}
 		if err := c.unprogram(ctx, cached); err != nil {
 			return c.unprogramFailed(ctx, cached, cond, err)
 		}
@@ -97,6 +100,9 @@ func (c *Controller) syncExisting(ctx context.Context, key cache.ObjectName, cac
 		msg := fmt.Sprintf("cidr %s overlaps Network %s (cidr %s), which is programmed",
 			desired.CIDR, winner.Name, indexedPrefix(winner))
 		cond := notReady(samplecrdv1.ReasonCIDRConflict, msg)
+		if kept, err := c.keepForPods(ctx, cached, cond); kept || err != nil {
+			return err
+		}
 		if err := c.unprogram(ctx, cached); err != nil {
 			return c.unprogramFailed(ctx, cached, cond, err)
 		}
@@ -109,6 +115,17 @@ func (c *Controller) syncExisting(ctx context.Context, key cache.ObjectName, cac
 	network, err := c.addFinalizer(ctx, cached)
 	if err != nil {
 		return err
+	}
+	if c.attachments != nil {
+		// Opened to pods before the switch exists: a pod that comes first waits for it.
+		if notFit := c.attachments.SetNetwork(key, network.UID, desired.CIDR, desired.Gateway); notFit != nil {
+			// The backend keeps the network as it was: the pods' ports are on it.
+			cond := notReady(samplecrdv1.ReasonAddressesInUse, notFit.Error())
+			if !conditionMatches(network, cond) {
+				c.recorder.Event(network, corev1.EventTypeWarning, samplecrdv1.ReasonAddressesInUse, notFit.Error())
+			}
+			return c.writeStatus(ctx, network, cond, network.Status.Backend)
+		}
 	}
 
 	status, err := c.backend.Ensure(ctx, desired)
@@ -153,6 +170,17 @@ func (c *Controller) syncDeleting(ctx context.Context, n *samplecrdv1.Network) e
 	if !slices.Contains(n.Finalizers, Finalizer) {
 		return nil
 	}
+	if c.attachments != nil {
+		if attached, some := c.attachments.CloseNetwork(n.UID); attached > 0 {
+			msg := fmt.Sprintf("%s attached: %s; the Network is removed once they are gone", podCount(attached), listPods(some, attached))
+			cond := notReady(samplecrdv1.ReasonInUse, msg)
+			if !conditionMatches(n, cond) {
+				c.recorder.Event(n, corev1.EventTypeNormal, samplecrdv1.ReasonInUse, msg)
+			}
+			// The pods' releases bring the key back (see Options.Attachments).
+			return c.writeStatus(ctx, n, cond, n.Status.Backend)
+		}
+	}
 	if err := c.backend.Delete(ctx, n.UID); err != nil {
 		return c.backendFailed(ctx, n, fmt.Errorf("deleting Network %s from the backend: %w", klog.KObj(n), err))
 	}
@@ -180,6 +208,45 @@ func (c *Controller) syncDeleting(ctx context.Context, n *samplecrdv1.Network) e
 		return nil
 	}
 	return err
+}
+
+// keepForPods keeps a Network that must not be programmed (its spec is invalid or conflicts)
+// programmed as it was while pods are attached to it: removing it would remove their ports. The
+// status says why it is not applied, and that pods keep it. kept is false when no pod is attached.
+func (c *Controller) keepForPods(ctx context.Context, n *samplecrdv1.Network, cond metav1.Condition) (kept bool, err error) {
+	if c.attachments == nil {
+		return false, nil
+	}
+	attached, some := c.attachments.CloseNetwork(n.UID)
+	if attached == 0 {
+		return false, nil
+	}
+	cond.Message = fmt.Sprintf("%s; the network stays as it was while %s attached (%s)", cond.Message,
+		podCount(attached), listPods(some, attached))
+	if !conditionMatches(n, cond) {
+		c.recorder.Event(n, corev1.EventTypeWarning, cond.Reason, cond.Message)
+	}
+	return true, c.writeStatus(ctx, n, cond, n.Status.Backend)
+}
+
+func podCount(n int) string {
+	if n == 1 {
+		return "1 pod is"
+	}
+	return fmt.Sprintf("%d pods are", n)
+}
+
+// listPods names some of count pods, saying how many more there are.
+func listPods(some []cache.ObjectName, count int) string {
+	names := make([]string, len(some))
+	for i, k := range some {
+		names[i] = k.String()
+	}
+	s := strings.Join(names, ", ")
+	if count > len(some) {
+		s += fmt.Sprintf(" and %d more", count-len(some))
+	}
+	return s
 }
 
 // unavailable reports whether err is a backend that is away (not connected, or lost during the
@@ -386,6 +453,9 @@ func (c *Controller) writeStatus(ctx context.Context, n *samplecrdv1.Network, re
 	meta.SetStatusCondition(&status.Conditions, ready)
 	status.ObservedGeneration = n.Generation
 	status.Backend = be
+	if c.attachments != nil {
+		status.Addresses = c.attachments.Addresses(n.UID)
+	}
 	if equality.Semantic.DeepEqual(&n.Status, status) {
 		return nil
 	}
@@ -393,6 +463,7 @@ func (c *Controller) writeStatus(ctx context.Context, n *samplecrdv1.Network, re
 		"observedGeneration": status.ObservedGeneration,
 		"conditions":         status.Conditions,
 		"backend":            status.Backend, // null removes it
+		"addresses":          status.Addresses,
 	}})
 	if err != nil {
 		return err
