@@ -23,6 +23,7 @@ import (
 	"github.com/samplecrd/samplecrd-controller/pkg/controller/network"
 	"github.com/samplecrd/samplecrd-controller/pkg/controller/nodewatch"
 	"github.com/samplecrd/samplecrd-controller/pkg/controller/podcount"
+	"github.com/samplecrd/samplecrd-controller/pkg/controller/podnetwork"
 	"github.com/samplecrd/samplecrd-controller/pkg/controller/podwatch"
 	"github.com/samplecrd/samplecrd-controller/pkg/controller/runner"
 	clientset "github.com/samplecrd/samplecrd-controller/pkg/generated/clientset/versioned"
@@ -48,6 +49,27 @@ type controllerContext struct {
 	checks *checks
 	// closers run when the manager stops, after the controllers, last added first.
 	closers []func()
+	// hub is the OVN backend that the network and podnetwork controllers share, once built.
+	hub *backend.Hub
+	// registry holds the pods' addresses, shared by the network and podnetwork controllers; nil
+	// when podnetwork does not run.
+	registry *podnetwork.Registry
+}
+
+// ovnBackend returns the OVN backend the controllers share, connecting it the first time.
+func (cc *controllerContext) ovnBackend(ctx context.Context) (*backend.Hub, error) {
+	if cc.hub != nil {
+		return cc.hub, nil
+	}
+	be, err := ovn.New(ctx, ovn.Options{Endpoint: cc.opts.OVNNorthbound, TLS: cc.opts.OVNNorthboundTLS, ClusterName: cc.opts.ClusterName})
+	if err != nil {
+		return nil, fmt.Errorf("creating the OVN backend: %w", err)
+	}
+	cc.closers = append(cc.closers, be.Close)
+	cc.checks.add("backend-ovn", be.Ready)
+	metrics.WatchBackendReadiness(be)
+	cc.hub = backend.NewHub(be)
+	return cc.hub, nil
 }
 
 // runFunc runs a built controller until ctx is cancelled, and returns once it has stopped.
@@ -74,6 +96,7 @@ func controllerDescriptors() []controllerDescriptor {
 		{name: "podcount", controllerName: podcount.ControllerName, build: buildPodCount, permissions: podCountPermissions},
 		{name: "podwatch", controllerName: podwatch.ControllerName, build: buildPodWatch, permissions: podWatchPermissions},
 		{name: "nodewatch", controllerName: nodewatch.ControllerName, build: buildNodeWatch, permissions: nodeWatchPermissions},
+		{name: "podnetwork", controllerName: podnetwork.ControllerName, build: buildPodNetwork, permissions: podNetworkPermissions},
 	}
 }
 
@@ -98,22 +121,24 @@ func networkPermissions(*Options) []permission {
 }
 
 func buildNetwork(ctx context.Context, cc *controllerContext) (runFunc, error) {
-	be, err := ovn.New(ctx, ovn.Options{Endpoint: cc.opts.OVNNorthbound, TLS: cc.opts.OVNNorthboundTLS, ClusterName: cc.opts.ClusterName})
+	hub, err := cc.ovnBackend(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("creating the OVN backend: %w", err)
+		return nil, err
 	}
-	cc.closers = append(cc.closers, be.Close)
-	cc.checks.add("backend-ovn", be.Ready)
-	metrics.WatchBackendReadiness(be)
-	var instrumented backend.Backend = metrics.InstrumentBackend(be)
+	var instrumented = metrics.InstrumentBackend(hub.View())
 	networks := cc.informers.Samplecrd().V1().Networks()
 	// The network controller is the only reader of Networks, and it reads no labels or annotations,
 	// which a Network's author can make as large as a request may be.
 	if err := networks.Informer().SetTransform(network.TrimForCache); err != nil {
 		return nil, fmt.Errorf("trimming the Network cache: %w", err)
 	}
+	var attachments network.Attachments
+	if cc.registry != nil {
+		attachments = cc.registry
+	}
 	c, err := network.NewController(ctx, cc.client, networks, instrumented,
 		cc.recorder(network.ControllerName), network.Options{
+			Attachments:         attachments,
 			OrphanSweepInterval: cc.opts.OrphanSweepInterval,
 			// Each Network is still checked once a period on average, and within one and a half.
 			ResyncSpread: cc.opts.ResyncPeriod / 2,
@@ -153,8 +178,12 @@ func podCountPermissions(o *Options) []permission {
 func buildPodCount(ctx context.Context, cc *controllerContext) (runFunc, error) {
 	// Metadata only: the count needs no pod bodies, and a pod's metadata is a fraction of its size.
 	pods := cc.metadataInformers.ForResource(corev1.SchemeGroupVersion.WithResource("pods"))
-	// podcount is the only reader of pods, and it needs their identity only.
-	if err := pods.Informer().SetTransform(podcount.TrimToIdentity); err != nil {
+	// podcount needs the pods' identity only; podnetwork, when it runs, their annotations too.
+	trim := podcount.TrimToIdentity
+	if cc.registry != nil {
+		trim = podnetwork.TrimPod
+	}
+	if err := pods.Informer().SetTransform(trim); err != nil {
 		return nil, fmt.Errorf("trimming the pod cache: %w", err)
 	}
 	c, err := podcount.NewController(ctx, cc.kubeClient, pods, cc.kubeInformers.Core().V1().Nodes(),
@@ -196,10 +225,43 @@ func buildNodeWatch(ctx context.Context, cc *controllerContext) (runFunc, error)
 	return c.Run, nil
 }
 
+// podNetworkPermissions: the pod and namespace metadata informers, the pods' annotations (patch),
+// the Network informer, and events on pods everywhere.
+func podNetworkPermissions(*Options) []permission {
+	return slices.Concat(listWatch("", "pods", ""), listWatch("", "namespaces", ""),
+		listWatch(samplecrdv1.SchemeGroupVersion.Group, "networks", ""),
+		[]permission{{verb: "patch", resource: "pods"}}, eventPermissions(""))
+}
+
+func buildPodNetwork(ctx context.Context, cc *controllerContext) (runFunc, error) {
+	hub, err := cc.ovnBackend(ctx)
+	if err != nil {
+		return nil, err
+	}
+	pods := cc.metadataInformers.ForResource(corev1.SchemeGroupVersion.WithResource("pods"))
+	if err := pods.Informer().SetTransform(podnetwork.TrimPod); err != nil {
+		return nil, fmt.Errorf("trimming the pod cache: %w", err)
+	}
+	namespaces := cc.metadataInformers.ForResource(corev1.SchemeGroupVersion.WithResource("namespaces"))
+	if err := namespaces.Informer().SetTransform(podnetwork.TrimNamespace); err != nil {
+		return nil, fmt.Errorf("trimming the namespace cache: %w", err)
+	}
+	view := hub.View()
+	c, err := podnetwork.NewController(ctx, cc.kubeClient, pods, namespaces, cc.informers.Samplecrd().V1().Networks(),
+		view, metrics.InstrumentPorts(view), cc.registry, cc.recorder(podnetwork.ControllerName), podnetwork.Options{Runner: cc.runner})
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) { c.Run(ctx, cc.opts.PodNetworkWorkers) }, nil
+}
+
 // buildControllers builds every enabled controller, each with a logger named after it. ctx lives as
 // long as the manager: backends built on it stay connected until their closers run.
 func buildControllers(ctx context.Context, cc *controllerContext) (map[string]runFunc, error) {
 	runs := map[string]runFunc{}
+	if cc.opts.enabled("podnetwork") {
+		cc.registry = podnetwork.NewRegistry()
+	}
 	for _, d := range controllerDescriptors() {
 		if !cc.opts.enabled(d.name) {
 			klog.FromContext(ctx).Info("Controller is disabled", "controller", d.name)

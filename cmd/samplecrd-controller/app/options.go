@@ -71,6 +71,8 @@ type Options struct {
 	PodWatchNamespace string
 	// PodWatchWorkers is how many pods the podwatch controller handles at once.
 	PodWatchWorkers int
+	// PodNetworkWorkers is how many pods the podnetwork controller attaches at once.
+	PodNetworkWorkers int
 
 	// Logs configures klog: format (text or json), verbosity and more.
 	Logs *logsapi.LoggingConfiguration
@@ -153,6 +155,7 @@ func NewOptions() *Options {
 		},
 		PodWatchNamespace: "default",
 		PodWatchWorkers:   1,
+		PodNetworkWorkers: 16,
 		Logs:              logsapi.NewLoggingConfiguration(),
 	}
 }
@@ -200,6 +203,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.PodCount.Period, "podcount-period", o.PodCount.Period, "Interval of the periodic pod count, besides the count that follows pod changes.")
 	fs.StringVar(&o.PodWatchNamespace, "podwatch-namespace", o.PodWatchNamespace, "Namespace whose pods the podwatch controller prints.")
 	fs.IntVar(&o.PodWatchWorkers, "podwatch-workers", o.PodWatchWorkers, "Number of pods the podwatch controller handles at once.")
+	fs.IntVar(&o.PodNetworkWorkers, "podnetwork-workers", o.PodNetworkWorkers, "Number of pods the podnetwork controller attaches to Networks at once.")
 
 	logsapi.AddFlags(o.Logs, fs)
 }
@@ -225,8 +229,16 @@ func (o *Options) Validate() error {
 			errs = append(errs, errors.New("--cluster-name must not be empty"))
 		}
 	}
-	if o.NetworkWorkers < 1 || o.PodWatchWorkers < 1 {
-		errs = append(errs, fmt.Errorf("--network-workers and --podwatch-workers must be at least 1, got %d and %d", o.NetworkWorkers, o.PodWatchWorkers))
+	if slices.Contains(o.Controllers, "podnetwork") && !o.enabled("network") {
+		errs = append(errs, errors.New("--controllers: podnetwork needs network, which programs the Networks it attaches pods to"))
+	}
+	for _, w := range []struct {
+		flag string
+		n    int
+	}{{"--network-workers", o.NetworkWorkers}, {"--podwatch-workers", o.PodWatchWorkers}, {"--podnetwork-workers", o.PodNetworkWorkers}} {
+		if w.n < 1 {
+			errs = append(errs, fmt.Errorf("%s must be at least 1, got %d", w.flag, w.n))
+		}
 	}
 	if o.KubeAPIQPS <= 0 || o.KubeAPIBurst < 1 {
 		errs = append(errs, fmt.Errorf("--kube-api-qps and --kube-api-burst must be positive, got %v and %d", o.KubeAPIQPS, o.KubeAPIBurst))
@@ -285,7 +297,11 @@ func (o *Options) validateOVNNorthboundTLS() []error {
 }
 
 // enabled reports whether the controller name runs, following the --controllers grammar.
+// podnetwork runs only with network: Networks are opened to pods once network programs them.
 func (o *Options) enabled(name string) bool {
+	if name == "podnetwork" && !o.enabled("network") {
+		return false
+	}
 	star := false
 	for _, c := range o.Controllers {
 		switch c {

@@ -27,11 +27,13 @@ func TestControllersGrammar(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{name: "default: all", want: []string{"network", "nodewatch", "podcount", "podwatch"}},
-		{name: "star", args: []string{"--controllers=*"}, want: []string{"network", "nodewatch", "podcount", "podwatch"}},
+		{name: "default: all", want: []string{"network", "nodewatch", "podcount", "podnetwork", "podwatch"}},
+		{name: "star", args: []string{"--controllers=*"}, want: []string{"network", "nodewatch", "podcount", "podnetwork", "podwatch"}},
 		{name: "one", args: []string{"--controllers=podcount"}, want: []string{"podcount"}},
 		{name: "all but one", args: []string{"--controllers=*,-network"}, want: []string{"nodewatch", "podcount", "podwatch"}},
-		{name: "disabling wins over star in any order", args: []string{"--controllers=-podwatch,*"}, want: []string{"network", "nodewatch", "podcount"}},
+		{name: "disabling wins over star in any order", args: []string{"--controllers=-podwatch,*"}, want: []string{"network", "nodewatch", "podcount", "podnetwork"}},
+		{name: "podnetwork with network", args: []string{"--controllers=network,podnetwork"}, want: []string{"network", "podnetwork"}},
+		{name: "podnetwork does not run without network", args: []string{"--controllers=podnetwork"}, want: nil},
 		{name: "two", args: []string{"--controllers=podwatch,nodewatch"}, want: []string{"nodewatch", "podwatch"}},
 	}
 	for _, tc := range tests {
@@ -59,6 +61,7 @@ func TestValidate(t *testing.T) {
 		{name: "valid", args: []string{"--ovn-nb=unix:/run/ovn/ovnnb_db.sock"}},
 		{name: "no OVN endpoint is fine without the network controller", args: []string{"--controllers=*,-network"}},
 		{name: "network controller without OVN endpoint", wantErr: []string{"--ovn-nb is required by the network controller"}},
+		{name: "podnetwork named without network", args: []string{"--controllers=podnetwork"}, wantErr: []string{"podnetwork needs network"}},
 		{name: "unknown controller", args: []string{"--controllers=podcount,nosuch", "--ovn-nb=x"}, wantErr: []string{`unknown controller "nosuch"`}},
 		{name: "bad event mode and zero workers, both named", args: []string{"--controllers=podcount", "--podcount-event-mode=some", "--podwatch-workers=0"},
 			wantErr: []string{`--podcount-event-mode must be all, changed or none, got "some"`, "--podwatch-workers must be at least 1"}},
