@@ -26,6 +26,8 @@ const (
 	podCount = 3
 	// exampleFile is the example Network, applied unchanged.
 	exampleFile = "examples/example-network.yaml"
+	// exampleNetworkName is its name, which the pods ask for.
+	exampleNetworkName = "example-network"
 )
 
 // seed creates the control-plane Node, the pods and the example Network.
@@ -54,6 +56,8 @@ func seed(ctx context.Context, cfg *rest.Config) error {
 				Name:      fmt.Sprintf("demo-%d", i),
 				Namespace: metav1.NamespaceDefault,
 				Labels:    map[string]string{"app": "demo"},
+				// Attached to the example Network by the podnetwork controller.
+				Annotations: map[string]string{samplecrdv1.NetworkAnnotation: exampleNetworkName},
 			},
 			Spec: corev1.PodSpec{
 				NodeName:   nodeName,

@@ -213,6 +213,30 @@ func checkSystemWorks(t *testing.T, dir string) {
 		}
 		return ok, strings.Join(states, "; ")
 	})
+
+	waitFor(t, "the demo pods are attached to the example Network", readyTimeout, func(ctx context.Context) (bool, string) {
+		pods, err := kube.CoreV1().Pods(exampleNamespace).List(ctx, metav1.ListOptions{LabelSelector: "app=demo"})
+		if err != nil {
+			return false, err.Error()
+		}
+		var states []string
+		ok := len(pods.Items) > 0
+		for _, p := range pods.Items {
+			a := p.Annotations
+			attached := a[samplecrdv1.AllocatedAnnotation] == "true" && a[samplecrdv1.AllocatedNetworkAnnotation] == exampleName &&
+				a[samplecrdv1.LogicalSwitchAnnotation] == wantSwitch && a[samplecrdv1.AllocatedIPAnnotation] != ""
+			ok = ok && attached
+			states = append(states, fmt.Sprintf("pod %s: %v", p.Name, a))
+		}
+		return ok, strings.Join(states, "; ")
+	})
+	out, err = exec.Command(nbctl, db, "--timeout=20", "--columns=name", "find", "Logical_Switch_Port", "external_ids:"+ovn.PodNamespaceKey+"="+exampleNamespace).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ovn-nbctl find Logical_Switch_Port: %v: %s", err, out)
+	}
+	if got := strings.Count(string(out), "name "); got != 3 {
+		t.Errorf("%d pod ports in OVN, want one for each of the 3 demo pods:\n%s", got, out)
+	}
 }
 
 // kubectl runs the kubectl that hack/build-control-plane.sh builds, against the environment in dir.
@@ -226,26 +250,23 @@ func kubectl(ctx context.Context, dir string, args ...string) (string, error) {
 }
 
 // checkKubectl looks at the example Network as the printed instructions say: kubectl get shows it
-// Ready with its CIDR, and kubectl describe shows the event of its sync.
+// Ready with its CIDR and its used and available addresses, and kubectl describe shows the event of its sync.
 func checkKubectl(t *testing.T, dir string) {
 	t.Helper()
-	out, err := kubectl(context.Background(), dir, "get", "networks")
-	if err != nil {
-		t.Fatal(err)
-	}
-	found := false
-	for _, line := range strings.Split(out, "\n") {
-		// NAME CIDR GATEWAY READY AGE
-		if f := strings.Fields(line); len(f) == 5 && f[0] == exampleName {
-			found = true
-			if f[1] != exampleCIDR || f[3] != "True" {
-				t.Errorf("kubectl get networks shows %q; want %s with CIDR %s and Ready True", line, exampleName, exampleCIDR)
+	// NAME CIDR GATEWAY READY USED AVAILABLE AGE: the three demo pods are attached, and the
+	// status counts them within about a second.
+	waitFor(t, "kubectl get networks shows the example Ready with its 3 pods", readyTimeout, func(ctx context.Context) (bool, string) {
+		out, err := kubectl(ctx, dir, "get", "networks")
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, line := range strings.Split(out, "\n") {
+			if f := strings.Fields(line); len(f) == 7 && f[0] == exampleName {
+				return f[1] == exampleCIDR && f[3] == "True" && f[4] == "3" && f[5] == "65530", out
 			}
 		}
-	}
-	if !found {
-		t.Errorf("kubectl get networks does not list %s:\n%s", exampleName, out)
-	}
+		return false, out
+	})
 	// Events are written in the background.
 	waitFor(t, "kubectl describe network shows the Synced event", readyTimeout, func(ctx context.Context) (bool, string) {
 		out, err := kubectl(ctx, dir, "describe", "network", exampleName)
