@@ -68,6 +68,14 @@ func TestBackendChanged(t *testing.T) {
 			wantKeys: []string{"default/a"},
 		},
 		{
+			name:   "a pod's port on a Network: the pod controller's",
+			change: backend.Change{Owned: backend.Owned{Namespace: "default", Name: "a", UID: "uid-a"}, Pod: &backend.PodRef{Namespace: "default", Name: "p", UID: "pod-uid"}},
+		},
+		{
+			name:   "a pod's port of a UID that is no Network's: no orphan of Networks",
+			change: backend.Change{Owned: backend.Owned{Namespace: "default", Name: "gone", UID: "uid-gone"}, Pod: &backend.PodRef{UID: "pod-uid"}, Created: true},
+		},
+		{
 			name:     "a router name of another owner's row: the namespace's Networks",
 			change:   backend.Change{Owned: backend.Owned{Namespace: "default"}, Foreign: true},
 			wantKeys: []string{"default/a", "default/b"},
