@@ -112,7 +112,9 @@ func ensurePortPlan(want nbdb.LogicalSwitchPort, sw string, obs observedPort) po
 		return p
 	}
 	p.Port, p.PortName = keep.UUID, keep.Name
-	p.Patch = diffPodPort(*keep, want)
+	// The same columns and keys as a Network's switch port: a pod port has none of the router-port
+	// options, so a router-port option on a port that was a Network's goes.
+	p.Patch = diffSwitchPort(*keep, want)
 	parents := obs.Parents[keep.UUID]
 	p.Attach = !slices.Contains(parents, sw)
 	for _, parent := range parents {
@@ -142,29 +144,6 @@ func (p *portPlan) deletePort(uuid string, parents []string) {
 	for _, parent := range parents {
 		p.Detach = append(p.Detach, portRef{Parent: parent, Port: uuid})
 	}
-}
-
-// managedPodOptions are the Logical_Switch_Port options keys the backend owns on a pod port: it
-// has none of them (a router-port option, on a port that was a Network's, goes).
-var managedPodOptions = managedOptions
-
-func diffPodPort(have, want nbdb.LogicalSwitchPort) rowPatch {
-	var p rowPatch
-	if have.Name != want.Name {
-		p.Columns = append(p.Columns, columnName)
-	}
-	if have.Type != want.Type {
-		p.Columns = append(p.Columns, columnType)
-	}
-	if !sameSet(have.Addresses, want.Addresses) {
-		p.Columns = append(p.Columns, columnAddresses)
-	}
-	if !sameSet(have.PortSecurity, want.PortSecurity) {
-		p.Columns = append(p.Columns, columnPortSecurity)
-	}
-	p.addMap(columnOptions, diffMap(have.Options, want.Options, managedPodOptions))
-	p.addMap(columnExternalIDs, diffMap(have.ExternalIDs, want.ExternalIDs, managedExternalIDs))
-	return p
 }
 
 // portOf returns what a pod port's row says of the port.
