@@ -19,6 +19,7 @@ import (
 
 	samplecrdv1 "github.com/samplecrd/samplecrd-controller/pkg/apis/samplecrd/v1"
 	"github.com/samplecrd/samplecrd-controller/pkg/backend"
+	"github.com/samplecrd/samplecrd-controller/pkg/controller/podcount"
 	"github.com/samplecrd/samplecrd-controller/pkg/controller/runner"
 	samplecrdinformers "github.com/samplecrd/samplecrd-controller/pkg/generated/informers/externalversions/samplecrd/v1"
 	listers "github.com/samplecrd/samplecrd-controller/pkg/generated/listers/samplecrd/v1"
@@ -368,17 +369,14 @@ func TrimPod(obj any) (any, error) {
 	if !ok {
 		return obj, nil
 	}
-	return &metav1.PartialObjectMetadata{
-		TypeMeta: m.TypeMeta,
-		ObjectMeta: metav1.ObjectMeta{
-			Namespace:         m.Namespace,
-			Name:              m.Name,
-			UID:               m.UID,
-			ResourceVersion:   m.ResourceVersion,
-			DeletionTimestamp: m.DeletionTimestamp,
-			Annotations:       groupAnnotations(m.Annotations),
-		},
-	}, nil
+	trimmed, err := podcount.TrimToIdentity(m)
+	if err != nil {
+		return nil, err
+	}
+	t := trimmed.(*metav1.PartialObjectMetadata)
+	t.DeletionTimestamp = m.DeletionTimestamp
+	t.Annotations = groupAnnotations(m.Annotations)
+	return t, nil
 }
 
 // TrimNamespace is a transform for the namespace metadata informer that keeps a namespace's
