@@ -7,6 +7,7 @@ import (
 
 	authorizationv1 "k8s.io/api/authorization/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/samplecrd/samplecrd-controller/test/integration/framework"
 )
@@ -20,13 +21,16 @@ import (
 func TestLeastPrivilegeRBAC(t *testing.T) {
 	ctx := context.Background()
 	node := ""
+	var orphan types.UID
 	c := startPermCase(t, nil, "*", func(t *testing.T, c *permCase) {
 		node = "cp-" + c.ns
 		createNode(t, c.admin, node, map[string]string{"node-role.kubernetes.io/control-plane": ""})
 		createPods(t, c.admin, c.ns, "listed", 1)
+		// Before the manager starts: a running network controller removes an orphan the moment
+		// it appears (drift repair), which can be before writeOrphan's own backend sees it written.
+		orphan = c.writeOrphan(t)
 	}, "--podcount-event-mode=all", "--podcount-period=1s", "--orphan-sweep-interval=1s")
 	c.waitLeading(t)
-	orphan := c.writeOrphan(t)
 
 	c.createNetwork(t, "rbac", "10.70.0.0/16", "10.70.0.1")
 	waitUntil(t, "the Network to be Ready and programmed", timeout, func() bool {
