@@ -2,6 +2,7 @@ package manager
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -300,19 +301,34 @@ func (c *permCase) waitLogged(t *testing.T, msg, errPart string, count int) {
 	})
 }
 
-// waitWatchFailures waits until the informer of typ failed to watch count times. client-go's
+// watchFailures counts the failed watches of the informers of typ whose error contains errPart.
+func (c *permCase) watchFailures(typ, errPart string) int {
+	n := 0
+	for _, e := range c.m.LogEntries("Failed to watch") {
+		if s, _ := e["err"].(string); e["type"] == typ && strings.Contains(s, errPart) {
+			n++
+		}
+	}
+	return n
+}
+
+// waitWatchFailures waits until the informer of typ failed to watch four times. client-go's
 // reflector then lists again after a backoff that doubles from 0.8 s (jitter only lengthens
 // it): after the fourth failure it waits at least 6.4 s, longer than negativeWindow.
 func (c *permCase) waitWatchFailures(t *testing.T, typ string) {
 	t.Helper()
-	waitUntil(t, "four failed watches of "+typ, timeout, func() bool {
-		n := 0
-		for _, e := range c.m.LogEntries("Failed to watch") {
-			if e["type"] == typ {
-				n++
-			}
-		}
-		return n >= 4
+	waitUntil(t, "four failed watches of "+typ, timeout, func() bool { return c.watchFailures(typ, "") >= 4 })
+}
+
+// waitNewWatchFailure waits for a failed watch of typ with errPart in its error that comes after
+// the call and is at least the fourth: the next list is then at least 6.4 s away (see
+// waitWatchFailures), however long the row took to get here. The metadata informers all have
+// the type *v1.PartialObjectMetadata; errPart tells their resources apart.
+func (c *permCase) waitNewWatchFailure(t *testing.T, typ, errPart string) {
+	t.Helper()
+	want := max(4, c.watchFailures(typ, errPart)+1)
+	waitUntil(t, fmt.Sprintf("failed watch %d of %s (%s)", want, typ, errPart), timeout, func() bool {
+		return c.watchFailures(typ, errPart) >= want
 	})
 }
 
@@ -386,6 +402,56 @@ func eventsOn(t *testing.T, client kubernetes.Interface, ns, name string) []core
 		t.Fatal(err)
 	}
 	return list.Items
+}
+
+// createPod creates the pod name in the case's namespace with annotations, and returns its UID.
+// The pod is deleted at the end of the test, so that a later manager that attaches pods does not
+// find it asking for a Network.
+func (c *permCase) createPod(t *testing.T, name string, annotations map[string]string) types.UID {
+	t.Helper()
+	p, err := c.admin.CoreV1().Pods(c.ns).Create(context.Background(), &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: annotations},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "registry.invalid/none"}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("creating pod %s: %v", name, err)
+	}
+	t.Cleanup(func() { _ = c.admin.CoreV1().Pods(c.ns).Delete(context.Background(), name, metav1.DeleteOptions{}) })
+	return p.UID
+}
+
+// allocated reports whether podnetwork wrote the pod's allocation into its annotations.
+func (c *permCase) allocated(t *testing.T, pod string) bool {
+	t.Helper()
+	p, err := c.admin.CoreV1().Pods(c.ns).Get(context.Background(), pod, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.Annotations[samplecrdv1.AllocatedAnnotation] == "true"
+}
+
+// setDefaultNetwork makes network the default Network of the pods of the case's namespace.
+func (c *permCase) setDefaultNetwork(t *testing.T, network string) {
+	t.Helper()
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{samplecrdv1.NetworkAnnotation: network}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.admin.CoreV1().Namespaces().Patch(context.Background(), c.ns, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// portsOf counts the logical switch ports the OVN database holds for the pod's UID.
+func (c *permCase) portsOf(t *testing.T, uid types.UID) int {
+	t.Helper()
+	n := 0
+	for _, p := range c.db.Dump(t).SwitchPorts {
+		if p.ExternalIDs[ovn.PodUIDKey] == string(uid) {
+			n++
+		}
+	}
+	return n
 }
 
 // listingInformers is the environment of a manager whose informers start with a list, as they do
@@ -516,11 +582,20 @@ var permissionRows = map[string]struct {
 		},
 	},
 	"list_pods": {
-		controllers: "podwatch", exclusive: true, env: listingInformers,
-		setup: func(t *testing.T, c *permCase) { createPods(t, c.admin, c.ns, "p", 1) },
+		// podwatch's informer never syncs, nor does the pod metadata informer of podcount and
+		// podnetwork: podnetwork never restores its view of the pods, and the network controller,
+		// which waits for that view before it touches a Network, syncs none.
+		controllers: "podwatch,network,podnetwork", exclusive: true, env: listingInformers,
+		setup: func(t *testing.T, c *permCase) {
+			createPods(t, c.admin, c.ns, "p", 1)
+			c.createNetwork(t, "n", "10.84.0.0/16", "10.84.0.1")
+		},
 		fails: func(t *testing.T, c *permCase) {
 			c.waitLeading(t)
 			never(t, "podwatch printed the pod", negativeWindow, func() bool { return strings.Contains(c.m.Stdout(), "Sync/Add/Update for Pod p-0\n") })
+			if n := c.network(t, "n"); len(n.Finalizers) > 0 {
+				t.Errorf("the Network was synced without the pods known: finalizers %v", n.Finalizers)
+			}
 		},
 	},
 	"watch_pods": {
@@ -531,6 +606,64 @@ var permissionRows = map[string]struct {
 			createPods(t, c.admin, c.ns, "p", 1)
 			never(t, "podwatch printed a pod created after the list", negativeWindow, func() bool {
 				return strings.Contains(c.m.Stdout(), "Sync/Add/Update for Pod p-0\n")
+			})
+		},
+	},
+	"patch_pods": {
+		// The pod gets its address and its port, but its annotations never say so: the port
+		// comes before the patch.
+		controllers: "network,podnetwork", exclusive: true,
+		fails: func(t *testing.T, c *permCase) {
+			c.createNetwork(t, "n", "10.85.0.0/16", "10.85.0.1")
+			uid := c.createPod(t, "p", map[string]string{samplecrdv1.NetworkAnnotation: "n"})
+			c.waitLogged(t, "Sync failed, will retry", "writing the allocation of pod "+c.ns+"/p", 1)
+			if c.allocated(t, "p") {
+				t.Errorf("the pod has the annotation %s", samplecrdv1.AllocatedAnnotation)
+			}
+			if got := c.portsOf(t, uid); got != 1 {
+				t.Errorf("the pod has %d ports in OVN, want 1", got)
+			}
+		},
+	},
+	"list_namespaces": {
+		// podnetwork's caches never sync: it never restores its view of the pods, and the network
+		// controller, which waits for that view, syncs no Network. A pod that asks for a Network
+		// through its namespace gets nothing.
+		controllers: "network,podnetwork", exclusive: true, env: listingInformers,
+		setup: func(t *testing.T, c *permCase) {
+			c.setDefaultNetwork(t, "n")
+			c.createNetwork(t, "n", "10.86.0.0/16", "10.86.0.1")
+			c.createPod(t, "p", nil)
+		},
+		fails: func(t *testing.T, c *permCase) {
+			c.waitLeading(t)
+			waitUntil(t, "/readyz to say the caches did not sync", timeout, func() bool {
+				_, body := c.readyz(t)
+				return strings.Contains(body, "[-]informers failed")
+			})
+			never(t, "the pod was attached", negativeWindow, func() bool { return c.allocated(t, "p") })
+			if n := c.network(t, "n"); len(n.Finalizers) > 0 {
+				t.Errorf("the Network was synced without the pods known: finalizers %v", n.Finalizers)
+			}
+		},
+	},
+	"watch_namespaces": {
+		// Listed, the namespaces are synced and pods are attached; a default Network that a
+		// namespace gets after the list waits for the next list, which follows an ever longer
+		// backoff.
+		controllers: "network,podnetwork", exclusive: true,
+		setup: func(t *testing.T, c *permCase) {
+			c.createNetwork(t, "n", "10.87.0.0/16", "10.87.0.1")
+			c.createPod(t, "named", map[string]string{samplecrdv1.NetworkAnnotation: "n"})
+			c.createPod(t, "defaulted", nil)
+		},
+		fails: func(t *testing.T, c *permCase) {
+			c.waitLeading(t)
+			waitUntil(t, "the pod that names the Network to be attached", timeout, func() bool { return c.allocated(t, "named") })
+			c.waitNewWatchFailure(t, "*v1.PartialObjectMetadata", `"namespaces"`)
+			c.setDefaultNetwork(t, "n")
+			never(t, "the pod was attached to the namespace's default Network set after the list", negativeWindow, func() bool {
+				return c.allocated(t, "defaulted")
 			})
 		},
 	},

@@ -9,15 +9,18 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	samplecrdv1 "github.com/samplecrd/samplecrd-controller/pkg/apis/samplecrd/v1"
 	"github.com/samplecrd/samplecrd-controller/test/integration/framework"
 )
 
 // TestLeastPrivilegeRBAC runs every controller under config/rbac unchanged, as its service
 // account with a TokenRequest token: every controller works (the Network is programmed and Ready,
 // its deletion completes, an orphan goes, the pod-count label is set, events are recorded and
-// repeated, the Lease is held, podwatch and nodewatch print, including what they saw by watches),
-// the manager is ready and reports nothing missing, nothing is refused, and what the controllers
-// never do is denied. TestEveryGrantNecessary shows that each grant is needed.
+// repeated, the Lease is held, podwatch and nodewatch print, including what they saw by watches,
+// podnetwork attaches a pod that names its Network and, once its namespace gets a default Network,
+// a pod that names none), the manager is ready and reports nothing missing, nothing is refused,
+// and what the controllers never do is denied. TestEveryGrantNecessary shows that each grant is
+// needed.
 func TestLeastPrivilegeRBAC(t *testing.T) {
 	ctx := context.Background()
 	node := ""
@@ -81,6 +84,17 @@ func TestLeastPrivilegeRBAC(t *testing.T) {
 	c.m.WaitForOutput(t, "Sync/Add/Update for Pod watched-0\n", timeout)
 	c.m.WaitForOutput(t, "add a node: watched-"+c.ns+"\n", timeout)
 
+	// podnetwork: the allocation written on a pod that names its Network (patch pods), and on a
+	// listed pod that names none once its namespace's default Network, set now, comes by the
+	// namespace watch.
+	c.createNetwork(t, "pods", "10.71.0.0/16", "10.71.0.1")
+	c.createPod(t, "named", map[string]string{samplecrdv1.NetworkAnnotation: "pods"})
+	waitUntil(t, "the pod that names its Network to be attached", timeout, func() bool { return c.allocated(t, "named") })
+	c.setDefaultNetwork(t, "pods")
+	waitUntil(t, "the listed pod to be attached to its namespace's default Network", timeout, func() bool {
+		return c.allocated(t, "listed-0")
+	})
+
 	code, body := c.readyz(t)
 	if code != 200 || !strings.Contains(body, "[+]permissions ok") || !strings.Contains(body, "[+]leader-election ok") {
 		t.Errorf("/readyz answered %d:\n%s", code, body)
@@ -105,6 +119,10 @@ func TestLeastPrivilegeRBAC(t *testing.T) {
 		{Verb: "get", Resource: "secrets", Namespace: c.ns},
 		{Verb: "create", Resource: "pods", Namespace: c.ns},
 		{Verb: "get", Resource: "pods", Namespace: c.ns},
+		{Verb: "update", Resource: "pods", Namespace: c.ns},
+		{Verb: "patch", Resource: "pods", Subresource: "status", Namespace: c.ns},
+		{Verb: "get", Resource: "namespaces", Name: c.ns},
+		{Verb: "patch", Resource: "namespaces", Name: c.ns},
 		{Verb: "delete", Group: "samplecrd.k8s.io", Resource: "networks", Namespace: c.ns},
 		{Verb: "create", Group: "samplecrd.k8s.io", Resource: "networks", Namespace: c.ns},
 		{Verb: "update", Group: "samplecrd.k8s.io", Resource: "networks", Namespace: c.ns},
