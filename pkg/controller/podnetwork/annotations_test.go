@@ -86,8 +86,8 @@ func TestTrimPod(t *testing.T) {
 	now := metav1.Now()
 	in := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{
 		Namespace: "team-a", Name: "p", UID: "u", ResourceVersion: "7", DeletionTimestamp: &now,
-		Labels:      map[string]string{"app": "web"},
-		Annotations: map[string]string{samplecrdv1.NetworkAnnotation: "web", "kubectl.kubernetes.io/last-applied-configuration": "{...}"},
+		Labels:          map[string]string{"app": "web"},
+		Annotations:     map[string]string{samplecrdv1.NetworkAnnotation: "web", "kubectl.kubernetes.io/last-applied-configuration": "{...}"},
 		OwnerReferences: []metav1.OwnerReference{{Name: "rs"}},
 	}}
 	out, err := TrimPod(in)

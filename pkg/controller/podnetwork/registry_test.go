@@ -16,8 +16,10 @@ import (
 
 var netKey = cache.ObjectName{Namespace: "team-a", Name: "web"}
 
-func podKey(i int) cache.ObjectName { return cache.ObjectName{Namespace: "team-a", Name: fmt.Sprintf("pod-%d", i)} }
-func podUID(i int) types.UID        { return types.UID(fmt.Sprintf("pod-uid-%d", i)) }
+func podKey(i int) cache.ObjectName {
+	return cache.ObjectName{Namespace: "team-a", Name: fmt.Sprintf("pod-%d", i)}
+}
+func podUID(i int) types.UID { return types.UID(fmt.Sprintf("pod-uid-%d", i)) }
 
 func TestAddressTotalMatchesAllocator(t *testing.T) {
 	for _, tc := range []struct{ cidr, gateway string }{
