@@ -1,8 +1,8 @@
 // Command bench measures the samplecrd-controller manager on a local control plane (kube-apiserver
 // and etcd) and ovsdb-server: Network throughput and latency, restart cost, memory, the podcount
-// controller's API writes and leader failover, each next to a baseline measured in the same run and
-// to the project's target. `make bench` runs it; it prints a table and writes it as Markdown and
-// JSON under bench/results/.
+// controller's API writes, leader failover and the podnetwork controller's pod attachment, each
+// next to a baseline measured in the same run and to the project's target. `make bench` runs it;
+// it prints a table and writes it as Markdown and JSON under bench/results/.
 package main
 
 import (
@@ -49,6 +49,8 @@ type config struct {
 	leaseDuration          time.Duration
 	renewDeadline          time.Duration
 	retryPeriod            time.Duration
+	attachPods             int
+	attachNetworks         int
 	managerArgs            []string
 	profile                bool
 }
@@ -67,6 +69,7 @@ var scenarios = []scenario{
 	{"memory", runMemory},
 	{"podcount", runPodcount},
 	{"failover", runFailover},
+	{"pods", runPods},
 }
 
 func main() {
@@ -82,7 +85,7 @@ func benchMain() int {
 	var c config
 	var scenarioList, managerArgs string
 	flag.IntVar(&c.networks, "networks", 2000, "Networks created at once by the burst scenario (and Ready when the manager restarts).")
-	flag.StringVar(&scenarioList, "scenarios", "burst,steady,restart,memory,podcount,failover", "Comma-separated scenarios to run, in any subset.")
+	flag.StringVar(&scenarioList, "scenarios", "burst,steady,restart,memory,podcount,failover,pods", "Comma-separated scenarios to run, in any subset.")
 	flag.StringVar(&c.out, "out", "bench/results", "Directory for the Markdown and JSON results.")
 	flag.IntVar(&c.workers, "workers", 32, "Concurrent requests of the bench's clients.")
 	flag.Float64Var(&c.steadyRate, "steady-rate", 50, "Networks created per second in the steady scenario.")
@@ -98,8 +101,10 @@ func benchMain() int {
 	flag.DurationVar(&c.leaseDuration, "lease-duration", le.LeaseDuration, "--leader-elect-lease-duration in the failover scenario (default: the manager's).")
 	flag.DurationVar(&c.renewDeadline, "renew-deadline", le.RenewDeadline, "--leader-elect-renew-deadline in the failover scenario (default: the manager's).")
 	flag.DurationVar(&c.retryPeriod, "retry-period", le.RetryPeriod, "--leader-elect-retry-period in the failover scenario (default: the manager's).")
+	flag.IntVar(&c.attachPods, "attach-pods", 10000, "Pods created at once by the pods scenario, each attached to a Network.")
+	flag.IntVar(&c.attachNetworks, "attach-networks", 100, "Networks of the pods scenario; its pods are spread evenly over them.")
 	flag.StringVar(&managerArgs, "manager-args", "", "Extra flags for every manager, space-separated (e.g. \"--kube-api-qps=400 --network-workers=16\").")
-	flag.BoolVar(&c.profile, "profile", false, "Serve pprof from the managers and write their CPU profiles (burst, steady) and heap profile (memory) into -out.")
+	flag.BoolVar(&c.profile, "profile", false, "Serve pprof from the managers and write their CPU profiles (burst, steady, pods) and heap profiles (memory, pods) into -out.")
 	flag.Parse()
 	c.scenarios = strings.Split(scenarioList, ",")
 	for _, s := range c.scenarios {
