@@ -2,8 +2,10 @@ package network
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -163,5 +165,25 @@ func TestAttachments(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestUsageChangesAreSpaced: a Network's usage changes schedule one sync until it runs, and the
+// syncs of many Networks are spaced at UsageWritesPerSecond.
+func TestUsageChangesAreSpaced(t *testing.T) {
+	f := newFixture(t, fakebackend.New())
+	c := f.controller
+	key := cache.ObjectName{Namespace: "default", Name: "a"}
+	if !c.usageDue.add(key) || c.usageDue.add(key) {
+		t.Fatal("the set of due Networks does not hold a key once")
+	}
+	c.usageDue.remove(key)
+	var last time.Duration
+	for i := range 3 * UsageWritesPerSecond {
+		last = c.usageLimiter.When(cache.ObjectName{Namespace: "default", Name: fmt.Sprint(i)})
+	}
+	// The burst passes at once; the other 2 seconds' worth wait their turn.
+	if want := 2*time.Second - 100*time.Millisecond; last < want {
+		t.Errorf("the %dth Network's usage sync waits %v, want at least %v", 3*UsageWritesPerSecond, last, want)
 	}
 }

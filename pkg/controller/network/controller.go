@@ -12,6 +12,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"golang.org/x/time/rate"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -95,6 +96,10 @@ type Controller struct {
 	away        time.Time
 	// attachments are the pods attached to Networks, nil when no controller attaches pods.
 	attachments Attachments
+	// usageDue holds the Networks whose used addresses changed and whose sync is scheduled;
+	// usageLimiter spaces those syncs (see UsageWritesPerSecond).
+	usageDue     keySet
+	usageLimiter workqueue.TypedRateLimiter[cache.ObjectName]
 	// misconfiguredCause is the text of the backend's last reported misconfiguration (see
 	// backend.MisconfiguredError), "" for none; guarded by awayMu.
 	misconfiguredCause string
@@ -148,8 +153,14 @@ type Attachments interface {
 }
 
 // UsageCoalesce is how long a Network's status waits after a change of its used addresses: a burst
-// of pods costs one status write per Network and interval, not one per pod.
+// of pods on a Network costs one status write per interval, not one per pod.
 const UsageCoalesce = time.Second
+
+// UsageWritesPerSecond bounds the status writes that changes of used addresses cause, across all
+// Networks: a burst of pods spread over many Networks, each of which gets a pod now and then,
+// would otherwise cost a status write per pod. While fewer Networks change, each is updated within
+// UsageCoalesce; when more do, within their number divided by this rate.
+const UsageWritesPerSecond = 10
 
 // NewController returns a network controller. It registers its event handlers and indexes on the
 // informer but starts nothing: the caller starts the informer factory once every controller is built.
@@ -192,6 +203,8 @@ func NewController(
 		backendReady:        make(chan struct{}, 1),
 		eventObject:         opts.EventObject,
 		attachments:         opts.Attachments,
+		usageLimiter: &workqueue.TypedBucketRateLimiter[cache.ObjectName]{
+			Limiter: rate.NewLimiter(rate.Limit(UsageWritesPerSecond), UsageWritesPerSecond)},
 	}
 	c.networks = cache.NewIntegerResourceVersionMutationCacheWithOptions(logger, c.networksIndexer, cache.MutationCacheOptions{
 		// Long enough for any watch event to arrive; the informer's own events evict entries
@@ -213,7 +226,7 @@ func NewController(
 		return nil, fmt.Errorf("adding the UID index: %w", err)
 	}
 	if c.attachments != nil {
-		c.attachments.OnUsageChange(func(key cache.ObjectName) { c.queue.AddAfter(key, UsageCoalesce) })
+		c.attachments.OnUsageChange(c.usageChanged)
 	}
 	be.OnReady(c.backendBecameReady)
 	be.OnNotReady(c.backendWentAway)
@@ -222,6 +235,42 @@ func NewController(
 		n.OnChange(c.backendChanged)
 	}
 	return c, nil
+}
+
+// usageChanged schedules the sync of a Network whose used addresses changed, once: later changes
+// before it runs are counted by it. The sync comes UsageCoalesce later, or later still when many
+// Networks are due (see UsageWritesPerSecond).
+func (c *Controller) usageChanged(key cache.ObjectName) {
+	if !c.usageDue.add(key) {
+		return
+	}
+	c.queue.AddAfter(key, max(UsageCoalesce, c.usageLimiter.When(key)))
+}
+
+// keySet is a set of keys safe for concurrent use.
+type keySet struct {
+	mu   sync.Mutex
+	keys map[cache.ObjectName]struct{}
+}
+
+// add adds key and reports whether it was not there.
+func (s *keySet) add(key cache.ObjectName) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.keys[key]; ok {
+		return false
+	}
+	if s.keys == nil {
+		s.keys = map[cache.ObjectName]struct{}{}
+	}
+	s.keys[key] = struct{}{}
+	return true
+}
+
+func (s *keySet) remove(key cache.ObjectName) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.keys, key)
 }
 
 // uidIndex indexes Networks by UID: the backend names Networks by UID, and its rows' namespace

@@ -44,6 +44,8 @@ func (c *Controller) getNetwork(key cache.ObjectName) (*samplecrdv1.Network, err
 // what it finds, whatever event brought the key.
 func (c *Controller) syncNetwork(ctx context.Context, key cache.ObjectName) error {
 	logger := klog.FromContext(ctx)
+	// This sync writes the used addresses of the moment: a change after it schedules another.
+	c.usageDue.remove(key)
 	cached, err := c.getNetwork(key)
 	if apierrors.IsNotFound(err) {
 		// Gone, finalizer and all: its backend objects went before the finalizer did. A Network
