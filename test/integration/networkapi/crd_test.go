@@ -110,14 +110,19 @@ func TestPrinterColumns(t *testing.T) {
 	if err != nil {
 		t.Fatalf("listing networks as a table: %v", err)
 	}
-	var columns []string
+	var columns, wide []string
 	for _, c := range table.ColumnDefinitions {
 		if c.Priority == 0 {
 			columns = append(columns, c.Name)
+		} else {
+			wide = append(wide, c.Name)
 		}
 	}
-	if diff := cmp.Diff([]string{"Name", "CIDR", "Gateway", "Ready", "Age"}, columns); diff != "" {
+	if diff := cmp.Diff([]string{"Name", "CIDR", "Gateway", "Ready", "Used", "Available", "Age"}, columns); diff != "" {
 		t.Errorf("printer columns (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"Reason", "Total"}, wide); diff != "" {
+		t.Errorf("printer columns of -o wide (-want +got):\n%s", diff)
 	}
 	if len(table.Rows) != 1 {
 		t.Fatalf("table has %d rows, want 1", len(table.Rows))
