@@ -100,8 +100,7 @@ func New(cidr netip.Prefix, gateway netip.Addr) (*Allocator, error) {
 		return nil, fmt.Errorf("CIDR %s has host bits set (its network is %s)", cidr, masked)
 	}
 	is4 := cidr.Addr().Is4()
-	hostBits := cidr.Addr().BitLen() - cidr.Bits()
-	size := uint64(1) << min(hostBits, keyBits)
+	size := keySpace(cidr)
 	reserved := uint64(2) // the network address and the gateway
 	if is4 {
 		reserved++ // the broadcast address
@@ -130,12 +129,7 @@ func New(cidr netip.Prefix, gateway netip.Addr) (*Allocator, error) {
 		return nil, fmt.Errorf("network %s: gateway %s is the broadcast address: %w", cidr, gateway, ErrExcluded)
 	}
 
-	a.excluded = []uint32{0, a.key(gateway)}
-	if is4 {
-		a.excluded = append(a.excluded, uint32(size-1))
-	}
-	slices.Sort(a.excluded)
-	a.excluded = slices.Compact(a.excluded)
+	a.excluded = excludedKeys(cidr, gateway, size)
 	// The free intervals are the gaps between the excluded keys.
 	lo := uint64(0)
 	for _, k := range a.excluded {
@@ -148,6 +142,30 @@ func New(cidr netip.Prefix, gateway netip.Addr) (*Allocator, error) {
 		a.free.ReplaceOrInsert(span{lo: uint32(lo), hi: uint32(size - 1)})
 	}
 	return a, nil
+}
+
+// excludedKeys are the sorted keys of a network of size keys that are never handed out: those of
+// the network address, the gateway and, for IPv4, the broadcast address.
+func excludedKeys(cidr netip.Prefix, gateway netip.Addr, size uint64) []uint32 {
+	keys := []uint32{0, low32(gateway) - low32(cidr.Addr())}
+	if cidr.Addr().Is4() {
+		keys = append(keys, uint32(size-1))
+	}
+	slices.Sort(keys)
+	return slices.Compact(keys)
+}
+
+// keySpace is the number of keys of a network: its addresses, or 2^32 of them for an IPv6 prefix
+// shorter than /96.
+func keySpace(cidr netip.Prefix) uint64 {
+	return uint64(1) << min(cidr.Addr().BitLen()-cidr.Bits(), keyBits)
+}
+
+// Total is the total of Counts of an Allocator of cidr and gateway, without building one. They
+// must be a cidr and gateway that New accepts.
+func Total(cidr netip.Prefix, gateway netip.Addr) uint64 {
+	size := keySpace(cidr)
+	return size - uint64(len(excludedKeys(cidr, gateway, size)))
 }
 
 // CIDR returns the network's CIDR.

@@ -630,3 +630,29 @@ func TestLargeNetworks(t *testing.T) {
 		})
 	}
 }
+
+// TestTotalMatchesCounts: Total says what an Allocator's Counts say, without building one.
+func TestTotalMatchesCounts(t *testing.T) {
+	for _, tc := range []struct{ cidr, gateway string }{
+		{"10.0.0.0/30", "10.0.0.1"},
+		{"10.0.0.0/24", "10.0.0.1"},
+		{"10.0.0.0/8", "10.0.0.1"},
+		{"fd00::/126", "fd00::1"},
+		{"fd00::/120", "fd00::1"},
+		{"fd00::/96", "fd00::1"},
+		{"fd00::/64", "fd00::1"},
+		{"fd00::/64", "fd00::1:0:0:0"}, // a gateway beyond the first 2^32, with the network address's key
+	} {
+		t.Run(tc.cidr+" "+tc.gateway, func(t *testing.T) {
+			cidr, gw := netip.MustParsePrefix(tc.cidr), netip.MustParseAddr(tc.gateway)
+			a, err := New(cidr, gw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			total, _, _ := a.Counts()
+			if got := Total(cidr, gw); got != total {
+				t.Errorf("Total = %d, Counts says %d", got, total)
+			}
+		})
+	}
+}

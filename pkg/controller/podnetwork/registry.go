@@ -3,7 +3,6 @@ package podnetwork
 import (
 	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	"net/netip"
 	"slices"
@@ -288,24 +287,9 @@ func (r *Registry) Addresses(uid types.UID) *samplecrdv1.NetworkAddresses {
 	if st == nil {
 		return nil
 	}
-	total := addressTotal(st.cidr)
+	total := int64(ipam.Total(st.cidr, st.gateway))
 	used := int64(len(st.pods))
 	return &samplecrdv1.NetworkAddresses{Total: total, Used: used, Available: total - used}
-}
-
-// addressTotal is the number of addresses pods can have in cidr, as ipam.Allocator counts them: all
-// but the network address, the gateway and, for IPv4, the broadcast address; for IPv6 at most 2^32
-// of them, less the excluded ones.
-func addressTotal(cidr netip.Prefix) int64 {
-	hostBits := cidr.Addr().BitLen() - cidr.Bits()
-	if cidr.Addr().Is6() && hostBits > 32 {
-		hostBits = 32
-	}
-	n := new(big.Int).Lsh(big.NewInt(1), uint(hostBits)).Int64()
-	if cidr.Addr().Is4() {
-		return n - 3
-	}
-	return n - 2
 }
 
 // Held returns the allocation of the pod podUID, if it holds one.

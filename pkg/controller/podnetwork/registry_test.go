@@ -21,29 +21,6 @@ func podKey(i int) cache.ObjectName {
 }
 func podUID(i int) types.UID { return types.UID(fmt.Sprintf("pod-uid-%d", i)) }
 
-func TestAddressTotalMatchesAllocator(t *testing.T) {
-	for _, tc := range []struct{ cidr, gateway string }{
-		{"10.0.0.0/30", "10.0.0.1"},
-		{"10.0.0.0/24", "10.0.0.1"},
-		{"10.0.0.0/8", "10.0.0.1"},
-		{"fd00::/126", "fd00::1"},
-		{"fd00::/120", "fd00::1"},
-		{"fd00::/96", "fd00::1"},
-		{"fd00::/64", "fd00::1"},
-	} {
-		t.Run(tc.cidr, func(t *testing.T) {
-			a, err := ipam.New(netip.MustParsePrefix(tc.cidr), netip.MustParseAddr(tc.gateway))
-			if err != nil {
-				t.Fatal(err)
-			}
-			total, _, _ := a.Counts()
-			if got := addressTotal(netip.MustParsePrefix(tc.cidr)); got != int64(total) {
-				t.Errorf("addressTotal = %d, the allocator counts %d", got, total)
-			}
-		})
-	}
-}
-
 func TestRegistry(t *testing.T) {
 	cidr, gw := netip.MustParsePrefix("10.1.0.0/29"), netip.MustParseAddr("10.1.0.1")
 	var usage []cache.ObjectName
