@@ -45,10 +45,6 @@ func (a *fakeAttachments) CloseNetwork(uid types.UID) (int, []cache.ObjectName) 
 	return 0, nil
 }
 
-func (a *fakeAttachments) Attached(uid types.UID) (int, []cache.ObjectName) {
-	return len(a.pods[uid]), a.pods[uid][:min(len(a.pods[uid]), 3)]
-}
-
 func (a *fakeAttachments) Addresses(uid types.UID) *samplecrdv1.NetworkAddresses {
 	if _, ok := a.open[uid]; !ok {
 		return nil

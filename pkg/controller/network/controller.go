@@ -144,8 +144,6 @@ type Attachments interface {
 	// CloseNetwork stops giving addresses of the Network, when no pod holds one; otherwise it
 	// returns how many do and names a few.
 	CloseNetwork(uid types.UID) (attached int, some []cache.ObjectName)
-	// Attached returns how many pods hold addresses on the Network, and names a few.
-	Attached(uid types.UID) (attached int, some []cache.ObjectName)
 	// Addresses counts the Network's addresses, nil when it has none open to pods.
 	Addresses(uid types.UID) *samplecrdv1.NetworkAddresses
 	// OnUsageChange registers fn, called with a Network whose used addresses changed.

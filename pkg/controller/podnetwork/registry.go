@@ -200,17 +200,6 @@ func (r *Registry) CloseNetwork(uid types.UID) (attached int, some []cache.Objec
 	return 0, nil
 }
 
-// Attached returns how many pods hold addresses on the Network uid, with a few of their keys.
-func (r *Registry) Attached(uid types.UID) (int, []cache.ObjectName) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	st := r.networks[uid]
-	if st == nil {
-		return 0, nil
-	}
-	return len(st.pods), r.someLocked(st)
-}
-
 // someCount is how many pods a message names.
 const someCount = 3
 
